@@ -1,0 +1,363 @@
+# -*- coding: utf-8 -*-
+# Copyright: lxcex.share contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Idempotent idmapped bind mounts ("thunks").
+
+``Thunks`` compares the wanted mount at a path with what is mounted there and
+makes the difference: mount, replace (with the old mount kept aside until the
+new one is in place, so a failure puts the old one back) or unmount.  It reads
+mountinfo once and creates one user namespace per distinct idmap, so many
+thunks can be handled in one pass.  In check mode it only reports.
+
+It never deletes a file: the only things it removes are mounts and empty
+directories it created itself.
+
+This is a private module_util of lxcex.share; its API may change at any time.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import os
+import stat
+
+from ansible_collections.lxcex.share.plugins.module_utils import _kernel
+from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
+from ansible_collections.lxcex.share.plugins.module_utils._idmap import Idmap
+from ansible_collections.lxcex.share.plugins.module_utils._mountinfo import MountTable
+from ansible_collections.lxcex.share.plugins.module_utils._state import StateStore
+from ansible_collections.lxcex.share.plugins.module_utils._userns import UsernsCache
+
+
+class ThunkError(ShareError):
+    pass
+
+
+def describe(current):
+    """A mount's state as shown in diffs and results."""
+    if current is None:
+        return {'mounted': False}
+    return dict(current)
+
+
+def differences(want, current):
+    """Names of the properties in which the current mount differs from want.
+
+    want: dict with src, idmap (list of canonical entries), readonly.
+    current: None when nothing is mounted, else a dict like describe() gives.
+    """
+    if current is None or not current.get('mounted'):
+        return ['mounted']
+    diffs = []
+    if not current.get('same_src'):
+        diffs.append('src')
+    if current.get('idmap') != want['idmap']:
+        diffs.append('idmap')
+    if bool(current.get('readonly')) != bool(want['readonly']):
+        diffs.append('readonly')
+    return diffs
+
+
+def kernel_message(err, src=None, fstype=None, where=None):
+    """Turn a KernelError from the mount API into an administrator's message."""
+    code = err.errno
+    if code == errno.ENOSYS:
+        return ('the running kernel %s lacks %s (idmapped mounts need Linux 5.12 or newer)'
+                % (os.uname()[2], err.op))
+    if code == errno.EPERM:
+        return '%s was refused (EPERM): idmapped mounts need root (CAP_SYS_ADMIN in the initial user namespace)' % err
+    if err.op == 'mount_setattr' and code in (errno.EINVAL, errno.EOPNOTSUPP):
+        return ('filesystem %s of %s (mounted at %s) does not support idmapped mounts'
+                % (fstype or 'unknown', src, where or '?'))
+    return str(err)
+
+
+class Thunks(object):
+    """Manage idmapped bind mounts on the host, many per pass."""
+
+    def __init__(self, check_mode=False, backend='native', run_command=None, mount_idmapped=None,
+                 state=None, mounts=None, userns=None):
+        self.check_mode = check_mode
+        self.backend = backend
+        self.run_command = run_command
+        self.mount_idmapped = mount_idmapped
+        self.state = state or StateStore()
+        self._mounts = mounts
+        self.userns = userns or UsernsCache()
+
+    @property
+    def mounts(self):
+        if self._mounts is None:
+            self._mounts = MountTable.read()
+        return self._mounts
+
+    def close(self):
+        self.userns.close()
+
+    # -- reading ---------------------------------------------------------
+
+    def current(self, path, src_stat=None):
+        """What is mounted at path (canonical), or None.
+
+        Returns a dict: mounted, managed (made by us or an idmapped mount),
+        src (recorded or None), same_src (compared with src_stat when
+        given), idmap (list of entries, None when unknown), readonly,
+        mount_id and the record.
+        """
+        entry = self.mounts.top(path)
+        record = self.state.load(path)
+        if entry is None:
+            return None
+        mnt_id = None
+        try:
+            mnt_id, is_root, unique = _kernel.statx_mount(path)
+        except _kernel.KernelError:
+            unique = False
+        if record is not None and record.get('mount_id') not in (mnt_id, entry.mount_id):
+            record = None
+        idmap = None
+        if unique and entry.idmapped:
+            maps = _kernel.statmount_idmap(mnt_id)
+            if maps is not None:
+                idmap = Idmap(*maps).entries()
+        if idmap is None and record is not None:
+            idmap = Idmap.from_dict(record['idmap']).entries()
+        same_src = None
+        if src_stat is not None:
+            try:
+                st = os.stat(path)
+                same_src = (st.st_dev, st.st_ino) == (src_stat.st_dev, src_stat.st_ino)
+            except OSError:
+                same_src = False
+        return {
+            'mounted': True,
+            'managed': record is not None or entry.idmapped,
+            'idmapped': entry.idmapped,
+            'src': record.get('src') if record else None,
+            'same_src': same_src,
+            'idmap': idmap,
+            'readonly': entry.readonly,
+            'mount_id': mnt_id if unique else entry.mount_id,
+            'fstype': entry.fstype,
+            'record': record,
+        }
+
+    # -- changing --------------------------------------------------------
+
+    def _makedirs(self, path):
+        """Create missing directories of path 0711; return those created, top first."""
+        missing = []
+        p = path
+        while not os.path.lexists(p):
+            missing.append(p)
+            p = os.path.dirname(p)
+        if not os.path.isdir(p):
+            raise ThunkError('cannot create %s: %s is not a directory' % (path, p))
+        created = []
+        try:
+            for d in reversed(missing):
+                os.mkdir(d, 0o711)
+                created.append(d)
+                os.chmod(d, 0o711)
+        except OSError as e:
+            self._rmdirs(created)
+            raise ThunkError('cannot create directory %s: %s' % (e.filename or path, e.strerror))
+        return created
+
+    @staticmethod
+    def _rmdirs(created):
+        """rmdir the directories we created, deepest first, if empty."""
+        removed = []
+        for d in reversed(created or ()):
+            try:
+                os.rmdir(d)
+                removed.append(d)
+            except OSError:
+                break
+        return removed
+
+    def _detached(self, src_fd, idmap, readonly, src, fstype):
+        """A detached idmapped clone of the directory behind src_fd."""
+        fd = _kernel.open_tree('', dirfd=src_fd)
+        try:
+            flags = _kernel.MOUNT_ATTR_IDMAP | (_kernel.MOUNT_ATTR_RDONLY if readonly else 0)
+            _kernel.mount_setattr(fd, flags, self.userns.fd(idmap), what=src)
+        except _kernel.KernelError as e:
+            os.close(fd)
+            raise ThunkError(kernel_message(e, src=src, fstype=fstype, where=self._mount_point_of(src)))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _mount_point_of(self, src):
+        entry = self.mounts.containing(src)
+        return entry.mount_point if entry else None
+
+    def _attach_native(self, fd, path):
+        _kernel.move_mount(fd, path)
+
+    def _attach_mount_idmapped(self, src, path, idmap, readonly):
+        cmd = [self.mount_idmapped]
+        for entry in idmap.entries():
+            cmd += ['--map-mount', entry]
+        cmd += [src, path]
+        rc, out, err = self.run_command(cmd)
+        if rc != 0:
+            raise ThunkError('%s failed (rc=%d): %s' % (' '.join(cmd), rc, (err or out).strip()))
+        if readonly:
+            fd = _kernel.open_tree(path, flags=_kernel.OPEN_TREE_CLOEXEC)
+            try:
+                _kernel.mount_setattr(fd, _kernel.MOUNT_ATTR_RDONLY, what=path)
+            finally:
+                os.close(fd)
+
+    def _umount(self, path):
+        try:
+            _kernel.umount(path)
+        except _kernel.KernelError as e:
+            if e.errno != errno.EBUSY:
+                raise
+            _kernel.umount(path, detach=True)
+
+    def present(self, path, src, idmap, readonly=False, create_path=True, src_fd=None):
+        """Ensure an idmapped bind mount of src at path.
+
+        path must be canonical (no symlinks); src is opened here unless the
+        caller passes src_fd, an O_PATH fd it resolved safely itself.
+        Returns (changed, before, after).  Raises ThunkError.
+        """
+        if not isinstance(idmap, Idmap):
+            raise TypeError('idmap must be an Idmap')
+        own_fd = src_fd is None
+        if own_fd:
+            try:
+                src_fd = os.open(src, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                if e.errno == errno.ENOTDIR:
+                    raise ThunkError('src %s is not a directory' % src)
+                raise ThunkError('src %s cannot be opened: %s' % (src, e.strerror))
+        try:
+            return self._present(path, src, idmap, readonly, create_path, src_fd)
+        finally:
+            if own_fd:
+                os.close(src_fd)
+
+    def _present(self, path, src, idmap, readonly, create_path, src_fd):
+        src_stat = os.fstat(src_fd)
+        if not stat.S_ISDIR(src_stat.st_mode):
+            raise ThunkError('src %s is not a directory' % src)
+        want = {'mounted': True, 'src': src, 'idmap': idmap.entries(), 'readonly': bool(readonly)}
+        cur = self.current(path, src_stat)
+        if cur is not None and not cur['managed']:
+            raise ThunkError('path %s is already a mount point of something else (%s); refusing to cover it'
+                             % (path, cur['fstype']))
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise ThunkError('path %s exists and is not a directory' % path)
+        if not os.path.lexists(path) and not create_path:
+            raise ThunkError('path %s does not exist and create_path is false' % path)
+        before = self._public(cur, src if cur and cur['same_src'] else None)
+        diffs = differences(want, cur)
+        if not diffs:
+            return False, before, before
+        after = dict(want)
+        if self.check_mode:
+            return True, before, after
+
+        created = []
+        if not os.path.lexists(path):
+            created = self._makedirs(path)
+        elif cur is not None and cur['record']:
+            created = cur['record'].get('created', [])
+        fstype = self._fstype_of(src)
+        new_fd = None
+        old_fd = None
+        try:
+            if self.backend == 'native':
+                new_fd = self._detached(src_fd, idmap, readonly, src, fstype)
+            if cur is not None:
+                # Keep a clone of the old mount to put back if attaching fails.
+                old_fd = _kernel.open_tree(path)
+                self._umount(path)
+                self.mounts.remove(path)
+            try:
+                if new_fd is not None:
+                    self._attach_native(new_fd, path)
+                else:
+                    self._attach_mount_idmapped('/proc/self/fd/%d' % src_fd, path, idmap, readonly)
+            except BaseException:
+                if old_fd is not None:
+                    _kernel.move_mount(old_fd, path)
+                raise
+        except _kernel.KernelError as e:
+            if cur is None:
+                self._rmdirs(created)
+            raise ThunkError(kernel_message(e, src=src, fstype=fstype, where=self._mount_point_of(src)))
+        except BaseException:
+            if cur is None:
+                self._rmdirs(created)
+            raise
+        finally:
+            for fd in (new_fd, old_fd):
+                if fd is not None:
+                    os.close(fd)
+        mnt_id, dummy, unique = _kernel.statx_mount(path)
+        self.state.save({'path': path, 'src': src, 'idmap': idmap.to_dict(), 'readonly': bool(readonly),
+                         'mount_id': mnt_id, 'created': created})
+        self._forget_mounts()
+        return True, before, after
+
+    def _fstype_of(self, src):
+        entry = self.mounts.containing(os.path.realpath(src))
+        return entry.fstype if entry else None
+
+    def _forget_mounts(self):
+        """The mount table changed under us; read it again when next needed."""
+        self._mounts = None
+
+    @staticmethod
+    def _public(cur, src):
+        if cur is None:
+            return {'mounted': False}
+        return {'mounted': True, 'src': src or cur['src'], 'idmap': cur['idmap'], 'readonly': cur['readonly']}
+
+    def absent(self, path):
+        """Ensure nothing of ours is mounted at path; rmdir what we created.
+
+        Returns (changed, before, after).  Raises ThunkError when path is a
+        mount point of something we did not make.
+        """
+        cur = self.current(path)
+        record = self.state.load(path)
+        before = self._public(cur, None)
+        if cur is not None and not cur['managed']:
+            raise ThunkError('path %s is a mount point of something else (%s), not an idmapped thunk; leaving it'
+                             % (path, cur['fstype']))
+        created = (cur['record'] if cur and cur['record'] else record or {}).get('created') or []
+        removable = [d for d in created if os.path.isdir(d) and not os.path.islink(d)]
+        if cur is None and not (removable and self._empty(removable[-1])):
+            if record is not None and not self.check_mode:
+                self.state.delete(path)
+            return False, before, {'mounted': False}
+        after = {'mounted': False}
+        if self.check_mode:
+            return True, before, after
+        try:
+            while cur is not None and cur['managed']:
+                self._umount(path)
+                self._forget_mounts()
+                cur = self.current(path)
+        except _kernel.KernelError as e:
+            raise ThunkError('cannot unmount %s: %s' % (path, e))
+        self.state.delete(path)
+        if cur is None:
+            self._rmdirs(removable)
+        return True, before, after
+
+    @staticmethod
+    def _empty(directory):
+        try:
+            return not os.listdir(directory)
+        except OSError:
+            return False

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what lxcex.share's demo and tests need on a fresh Debian machine and
+# puts the pinned Python tools on PATH.  Sourced by scripts/demo.sh and
+# scripts/test.sh; safe to run again (it only installs what is missing).
+set -euo pipefail
+LXCEX_ROOT=${LXCEX_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+LXCEX_VENV=${LXCEX_VENV:-$LXCEX_ROOT/.venv}
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+
+apt_needed=()
+for pkg in lxc busybox-static uidmap util-linux e2fsprogs; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || apt_needed+=("$pkg")
+done
+if [ ${#apt_needed[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${apt_needed[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${apt_needed[@]}" >/dev/null
+fi
+
+# Unprivileged containers started by root take their ids from root's ranges.
+for f in /etc/subuid /etc/subgid; do
+  grep -q '^root:' "$f" 2>/dev/null || echo 'root:100000:1000000000' >> "$f"
+done
+
+req="$LXCEX_ROOT/scripts/requirements.txt"
+stamp="$LXCEX_VENV/.requirements"
+if [ ! -x "$LXCEX_VENV/bin/python" ] || ! cmp -s "$req" "$stamp"; then
+  echo "bootstrap: creating $LXCEX_VENV"
+  "$PYTHON" -m venv "$LXCEX_VENV"
+  "$LXCEX_VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
+  cp "$req" "$stamp"
+fi
+export PATH="$LXCEX_VENV/bin:$PATH"
+export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_DEPRECATION_WARNINGS=false
+
+# The collection as Ansible finds it: a symlink in a private collections path.
+LXCEX_COLLECTIONS=${LXCEX_COLLECTIONS:-$LXCEX_VENV/collections}
+mkdir -p "$LXCEX_COLLECTIONS/ansible_collections/lxcex"
+ln -sfn "$LXCEX_ROOT" "$LXCEX_COLLECTIONS/ansible_collections/lxcex/share"
+export ANSIBLE_COLLECTIONS_PATH="$LXCEX_COLLECTIONS"

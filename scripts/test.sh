@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Runs every test of lxcex.share on this machine, as root:
+#   sanity (ansible-test, empty ignore files), unit tests, integration tests on
+#   real mounts and real LXC containers, ansible-doc of every module, and
+#   ansible-lint (production profile).
+# Usage: bash scripts/test.sh [step ...]   (steps: sanity units integration doc lint)
+set -uo pipefail
+LXCEX_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$LXCEX_ROOT/scripts/bootstrap.sh"
+set +e
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(sanity units integration doc lint)
+
+# ansible-test runs only from .../ansible_collections/NS/NAME: test a copy of
+# the working tree (tracked files and new ones git does not ignore).
+stage=$(mktemp -d /tmp/lxcex-share-test.XXXXXX)
+coll="$stage/ansible_collections/lxcex/share"
+mkdir -p "$coll"
+(cd "$LXCEX_ROOT" && git ls-files -co --exclude-standard -z | xargs -0 cp -a --parents -t "$coll" 2>/dev/null)
+cleanup() {
+  if ! grep -qF " $stage" /proc/self/mountinfo; then rm -rf "$stage"; fi
+}
+trap cleanup EXIT
+
+# Sanity tests that build a venv fetch get-pip.py from a host this machine
+# cannot reach; give them a stand-in that bootstraps pip with ensurepip.
+pipcache="$HOME/.ansible/test/cache"
+mkdir -p "$pipcache"
+for v in 24.0 24.2 25.0 25.0.1 25.1 25.1.1 25.2 25.3 26.0; do
+  [ -f "$pipcache/get_pip_${v//./_}.py" ] || cat > "$pipcache/get_pip_${v//./_}.py" <<'PY'
+import ensurepip, sys
+sys.argv = [sys.argv[0]]
+ensurepip._main(['--upgrade', '--default-pip'])
+PY
+done
+
+at=(ansible-test)
+pyver=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+passed=0; failed=0; failed_names=()
+run() {
+  local name=$1; shift
+  echo "=== $name: $*"
+  local t0=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1)); echo "=== $name: PASSED ($((SECONDS - t0)) s)"
+  else
+    failed=$((failed + 1)); failed_names+=("$name"); echo "=== $name: FAILED ($((SECONDS - t0)) s)"
+  fi
+}
+
+doc_check() {
+  local rc=0 m out
+  for m in "$LXCEX_ROOT"/plugins/modules/*.py; do
+    m=$(basename "$m" .py)
+    out=$(ansible-doc "lxcex.share.$m" 2>&1) || { echo "$out"; rc=1; continue; }
+    for part in EXAMPLES: 'RETURN VALUES:' OPTIONS; do
+      grep -q "$part" <<<"$out" || { echo "ansible-doc lxcex.share.$m: no $part"; rc=1; }
+    done
+    echo "ansible-doc lxcex.share.$m: $(wc -l <<<"$out") lines, with OPTIONS, EXAMPLES and RETURN VALUES"
+  done
+  return $rc
+}
+
+for step in "${steps[@]}"; do
+  case $step in
+    sanity) run sanity bash -c "cd '$coll' && ${at[*]} sanity --local --python $pyver --color no" ;;
+    units) run units bash -c "cd '$coll' && ${at[*]} units --local --python $pyver --color no --requirements" ;;
+    integration) run integration bash -c "cd '$coll' && ${at[*]} integration --local --python $pyver --color no --allow-destructive ${LXCEX_TARGETS:-}" ;;
+    doc) run doc doc_check ;;
+    lint) run lint bash -c "cd '$LXCEX_ROOT' && ansible-lint --profile production \$(ls -d roles playbooks 2>/dev/null)" ;;
+    *) echo "unknown step $step"; failed=$((failed + 1)) ;;
+  esac
+done
+
+echo
+[ $failed -eq 0 ] || echo "failed steps: ${failed_names[*]}"
+echo "test steps: $passed passed, $failed failed"
+[ $failed -eq 0 ]
