@@ -75,5 +75,5 @@ done
 
 echo
 [ $failed -eq 0 ] || echo "failed steps: ${failed_names[*]}"
-echo "test steps: $passed passed, $failed failed"
+echo "steps: $passed passed, $failed failed"
 [ $failed -eq 0 ]
