@@ -34,6 +34,10 @@ AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+MS_REC = 0x4000
+MS_SHARED = 1 << 20
+MS_PRIVATE = 1 << 18
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_IDMAP = 0x100000
 MNT_DETACH = 0x2
@@ -109,19 +113,29 @@ class _MountAttr(ctypes.Structure):
                 ('propagation', ctypes.c_uint64), ('userns_fd', ctypes.c_uint64)]
 
 
-def mount_setattr(fd, attr_set, userns_fd=0, attr_clr=0, what=None):
-    """Set attributes on the mount behind fd (AT_EMPTY_PATH)."""
-    attr = _MountAttr(attr_set, attr_clr, 0, userns_fd)
+def mount_setattr(fd, attr_set, userns_fd=0, attr_clr=0, what=None, propagation=0):
+    """Set attributes (and optionally propagation) on the mount behind fd (AT_EMPTY_PATH)."""
+    attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
     ret = libc().syscall(_NR['mount_setattr'], ctypes.c_int(fd), ctypes.c_char_p(b''),
                          ctypes.c_uint(AT_EMPTY_PATH), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)))
     return _check(ret, 'mount_setattr', what)
 
 
 def move_mount(fd, target, target_dirfd=AT_FDCWD):
-    """Attach the mount behind fd at target."""
+    """Attach the mount behind fd at target (or at target_dirfd itself when target is '')."""
+    flags = MOVE_MOUNT_F_EMPTY_PATH | (MOVE_MOUNT_T_EMPTY_PATH if target == '' else 0)
     ret = libc().syscall(_NR['move_mount'], ctypes.c_int(fd), ctypes.c_char_p(b''), ctypes.c_int(target_dirfd),
-                         ctypes.c_char_p(_b(target)), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH))
-    return _check(ret, 'move_mount', target)
+                         ctypes.c_char_p(_b(target)), ctypes.c_uint(flags))
+    return _check(ret, 'move_mount', target or '<fd %d>' % target_dirfd)
+
+
+def mount(source, target, fstype, flags=0, data=None):
+    """Classic mount(2)."""
+    lib = libc()
+    ret = lib.mount(ctypes.c_char_p(_b(source) if source else None), ctypes.c_char_p(_b(target)),
+                    ctypes.c_char_p(_b(fstype) if fstype else None), ctypes.c_ulong(flags),
+                    ctypes.c_char_p(_b(data) if data else None))
+    return _check(ret, 'mount', target)
 
 
 def umount(path, detach=False):
@@ -278,3 +292,13 @@ def make_userns(uid_map, gid_map):
         os.close(ready_r)
         os.close(go_w)
         os.waitpid(pid, 0)
+
+
+PROC_SUPER_MAGIC = 0x9fa0
+
+
+def fs_magic(fd):
+    """f_type of the filesystem behind fd (fstatfs)."""
+    buf = ctypes.create_string_buffer(256)
+    _check(libc().fstatfs(ctypes.c_int(fd), buf), 'fstatfs')
+    return struct.unpack_from('=q', buf.raw, 0)[0]

@@ -1,0 +1,189 @@
+# -*- coding: utf-8 -*-
+# Copyright: lxcex.share contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The per-container sharetab: ``SRC USER DEST [OPTIONS]`` lines.
+
+Readable by the reference format (three columns, ``#`` comments, blank
+lines).  A fourth column holds comma-separated options: ``ro``,
+``group=G``, ``uid=N`` and ``gid=N`` (src ids), ``allow_root``, and
+``managed`` for lines lxcex.share wrote.  Whitespace and backslashes in
+fields are escaped as octal like fstab (``\\040``).
+
+Changes touch only the lines of the given destinations, keep every other line
+and comment byte for byte, and are written atomically under an exclusive
+lock, so concurrent runs never lose a line.
+
+This is a private module_util of lxcex.share; its API may change at any time.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import fcntl
+import os
+import posixpath
+import re
+
+from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
+from ansible_collections.lxcex.share.plugins.module_utils._mountinfo import unescape
+from ansible_collections.lxcex.share.plugins.module_utils._state import write_atomic
+
+_ESCAPE = re.compile(r'[\s\\#,=]')
+
+
+def escape(field):
+    return _ESCAPE.sub(lambda m: '\\%03o' % ord(m.group(0)), field)
+
+
+class Entry(object):
+    __slots__ = ('src', 'user', 'dest', 'options')
+
+    def __init__(self, src, user, dest, options=None):
+        self.src = src
+        self.user = user
+        self.dest = dest
+        self.options = dict(options or {})
+
+    @property
+    def readonly(self):
+        return 'ro' in self.options
+
+    @property
+    def managed(self):
+        return 'managed' in self.options
+
+    def format(self):
+        fields = [escape(self.src), escape(str(self.user)), escape(self.dest)]
+        if self.options:
+            opts = []
+            for key in sorted(self.options):
+                value = self.options[key]
+                opts.append(escape(key) if value is None else '%s=%s' % (escape(key), escape(str(value))))
+            fields.append(','.join(opts))
+        return ' '.join(fields)
+
+    def __eq__(self, other):
+        return isinstance(other, Entry) and self.format() == other.format()
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __repr__(self):
+        return 'Entry(%r)' % self.format()
+
+
+def normalize_dest(dest):
+    return posixpath.normpath(dest) if dest else dest
+
+
+def parse_line(line):
+    """An Entry, or None for blank and comment lines; ShareError when malformed."""
+    text = line.strip()
+    if not text or text.startswith('#'):
+        return None
+    fields = text.split()
+    if len(fields) not in (3, 4):
+        raise ShareError('sharetab line %r: expected HOST-DIRECTORY USER DEST [OPTIONS]' % line.rstrip('\n'))
+    options = {}
+    if len(fields) == 4:
+        for opt in fields[3].split(','):
+            if not opt:
+                continue
+            key, sep, value = opt.partition('=')
+            options[unescape(key)] = unescape(value) if sep else None
+    return Entry(unescape(fields[0]), unescape(fields[1]), normalize_dest(unescape(fields[2])), options)
+
+
+def parse(text):
+    """[(line, Entry or None)] keeping every line as it was; bad lines give None entries and are kept."""
+    out = []
+    for line in text.splitlines(True):
+        try:
+            entry = parse_line(line)
+        except ShareError:
+            entry = None
+        out.append((line, entry))
+    return out
+
+
+def read(path):
+    try:
+        with open(path, 'r') as f:
+            return f.read()
+    except (IOError, OSError):
+        return ''
+
+
+def entries(path):
+    """The entries of a sharetab, in file order (bad lines skipped)."""
+    return [e for dummy, e in parse(read(path)) if e is not None]
+
+
+class _Lock(object):
+    def __init__(self, path):
+        self.path = os.path.join(os.path.dirname(path), '.%s.lock' % os.path.basename(path))
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def plan(text, changes):
+    """Apply {dest: Entry or None} to a sharetab text.
+
+    The first line of a dest is replaced (or dropped for None); further lines
+    of that dest are dropped; a dest with no line gets one appended.  Returns
+    (new_text, {dest: (old Entry or None, new Entry or None)}).
+    """
+    changes = dict((normalize_dest(d), e) for d, e in changes.items())
+    result = dict((d, (None, e)) for d, e in changes.items())
+    seen = set()
+    out = []
+    for line, entry in parse(text):
+        if entry is None or entry.dest not in changes:
+            out.append(line)
+            continue
+        dest = entry.dest
+        if dest in seen:
+            continue
+        seen.add(dest)
+        result[dest] = (entry, changes[dest])
+        if changes[dest] is not None:
+            out.append(changes[dest].format() + '\n')
+    if out and not out[-1].endswith('\n'):
+        out[-1] += '\n'
+    for dest in sorted(changes):
+        if dest not in seen and changes[dest] is not None:
+            out.append(changes[dest].format() + '\n')
+    return ''.join(out), result
+
+
+def update(path, changes, check_mode=False):
+    """Apply {dest: Entry or None} to the sharetab at path under a lock.
+
+    Returns (changed, {dest: (old, new)}).  Writes nothing in check mode.
+    """
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        raise ShareError('cannot update %s: directory %s does not exist' % (path, directory))
+    if check_mode:
+        text = read(path)
+        new, result = plan(text, changes)
+        return new != text, result
+    with _Lock(path):
+        text = read(path)
+        new, result = plan(text, changes)
+        if new != text:
+            mode = 0o644
+            try:
+                mode = os.stat(path).st_mode & 0o7777
+            except OSError:
+                pass
+            write_atomic(path, new.encode('utf-8', 'surrogateescape'), mode)
+        return new != text, result

@@ -1,0 +1,223 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: lxcex.share contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: lxc_share
+short_description: Share a directory with a user of an LXC container
+version_added: 0.1.0
+description:
+  - Shows O(src) at O(dest) inside O(container) so that O(user) sees the files as their own, while their owner
+    keeps seeing them as theirs. Works for private shares (a directory of another container's user) and common
+    shares (one host directory to users of many containers).
+  - The share is an idmapped bind mount (a I(thunk)) at O(thunks_dir)/CONTAINER/NAME mapping the owner of O(src)
+    (one uid, one gid) to the user's host ids, attached live inside the running container without a restart,
+    and a line in the container's C(sharetab) beside its config, from which the container's hooks restore it at start.
+  - The user and group are read as data from the container's C(/etc/passwd) and C(/etc/group), resolved inside the
+    container root; no program of the container is ever run. The destination is resolved inside the container; a
+    symlink that leads out of it, or through C(/proc), is refused.
+  - The module never deletes a file. With O(state=absent) it unmounts the live mount and the thunk, removes the
+    thunk directories if empty and removes the sharetab line.
+author:
+  - lxcex.share developers (@lxcex)
+options:
+  container:
+    description: Name of the container to share with.
+    type: str
+    required: true
+  dest:
+    description: Absolute path inside the container where the share appears. Missing directories are created, owned by the user.
+    type: str
+    required: true
+  src:
+    description:
+      - Host directory to share. Required with O(state=present).
+      - A path inside another container's rootfs (under O(lxcpath)) is resolved inside that rootfs, so symlinks planted
+        there cannot lead out of it.
+      - Must not lie inside O(thunks_dir).
+    type: path
+  user:
+    description: User inside the container, by name or number. Required with O(state=present).
+    type: str
+  group:
+    description: Group inside the container, by name or number. Defaults to the user's primary group.
+    type: str
+  state:
+    description: Whether the share should exist. V(absent) needs only O(container) and O(dest).
+    type: str
+    choices: [present, absent]
+    default: present
+  readonly:
+    description: Share read-only.
+    type: bool
+    default: false
+  src_uid:
+    description: On-disk uid of O(src) that the user becomes. Defaults to the owner of O(src).
+    type: int
+  src_gid:
+    description: On-disk gid of O(src) that the group becomes. Defaults to the group of O(src).
+    type: int
+  persist:
+    description: Record the share in the container's C(sharetab) (or remove it from there with O(state=absent)).
+    type: bool
+    default: true
+  live:
+    description: Apply the share to the running container now. A stopped container is left as it is.
+    type: bool
+    default: true
+  lxcpath:
+    description: Where the containers live. Defaults to C(lxc-config lxc.lxcpath), else C(/var/lib/lxc).
+    type: path
+  thunks_dir:
+    description: The tmpfs holding the thunks; mounted (rshared, mode 0711) when missing.
+    type: path
+    default: /mnt/share-thunks
+  thunks_size:
+    description: Size of the thunks tmpfs when the module mounts it.
+    type: str
+    default: 1M
+  allow_root:
+    description: Allow a share that maps host root (on-disk id 0, or a container user that is host root).
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change and touches nothing.
+  diff_mode:
+    support: full
+    description: Shows the sharetab line and the live mount before and after.
+notes:
+  - Requires root on the host and Linux 5.12 or newer; the filesystem of O(src) must support idmapped mounts.
+seealso:
+  - module: lxcex.share.idmapped_thunk
+'''
+
+EXAMPLES = r'''
+- name: Private share, alice's directory to bob
+  lxcex.share.lxc_share:
+    src: /var/lib/lxc/alice-container/rootfs/home/alice/share
+    container: bob-container
+    user: bob
+    dest: /home/bob/share
+
+- name: Common share, one host directory to users of two containers
+  lxcex.share.lxc_share:
+    src: /srv/common
+    container: "{{ item.container }}"
+    user: "{{ item.user }}"
+    dest: "/home/{{ item.user }}/common"
+  loop:
+    - {container: alice-container, user: alice}
+    - {container: bob-container, user: bob}
+
+- name: Read-only, only in the sharetab (applied at next start)
+  lxcex.share.lxc_share:
+    src: /srv/docs
+    container: bob-container
+    user: bob
+    dest: /home/bob/docs
+    readonly: true
+    live: false
+
+- name: Remove a share
+  lxcex.share.lxc_share:
+    container: bob-container
+    dest: /home/bob/share
+    state: absent
+'''
+
+RETURN = r'''
+container:
+  description: The container.
+  returned: always
+  type: str
+  sample: bob-container
+dest:
+  description: The destination inside the container, normalized.
+  returned: always
+  type: str
+  sample: /home/bob/share
+thunk:
+  description: The host path of the share's thunk.
+  returned: always
+  type: str
+  sample: /mnt/share-thunks/bob-container/home-bob-share
+idmap:
+  description: The idmap of the share (on-disk ids to the user's host ids).
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: [u:1000:401000:1, g:100:400100:1]
+running:
+  description: Whether the container was running.
+  returned: always
+  type: bool
+  sample: true
+before:
+  description: The sharetab line and the live mount before the task.
+  returned: always
+  type: dict
+  sample: {sharetab: null, live: {mounted: false}}
+after:
+  description: The sharetab line and the live mount after the task (what they would be, in check mode).
+  returned: always
+  type: dict
+  sample:
+    sharetab: /srv/common bob /home/bob/common managed
+    live: {mounted: true, src: /srv/common, idmap: [u:1000:401000:1, g:100:400100:1], readonly: false}
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
+from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath
+from ansible_collections.lxcex.share.plugins.module_utils._share import Engine
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            container=dict(type='str', required=True),
+            dest=dict(type='str', required=True),
+            src=dict(type='path'),
+            user=dict(type='str'),
+            group=dict(type='str'),
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            readonly=dict(type='bool', default=False),
+            src_uid=dict(type='int'),
+            src_gid=dict(type='int'),
+            persist=dict(type='bool', default=True),
+            live=dict(type='bool', default=True),
+            lxcpath=dict(type='path'),
+            thunks_dir=dict(type='path', default='/mnt/share-thunks'),
+            thunks_size=dict(type='str', default='1M'),
+            allow_root=dict(type='bool', default=False),
+        ),
+        required_if=[('state', 'present', ('src', 'user'))],
+        supports_check_mode=True,
+    )
+    p = module.params
+    engine = Engine(p['lxcpath'] or default_lxcpath(), p['thunks_dir'], p['thunks_size'], check_mode=module.check_mode)
+    try:
+        share = engine.prepare(p)
+        running = engine.view(share.container) is not None
+        result = engine.apply([share])[0]
+    except ShareError as e:
+        module.fail_json(msg=str(e), container=p['container'], dest=p['dest'])
+    finally:
+        engine.close()
+    result['running'] = running
+    if module._diff:
+        result['diff'] = dict(before=result['before'], after=result['after'],
+                              before_header='%s:%s' % (p['container'], result['dest']),
+                              after_header='%s:%s' % (p['container'], result['dest']))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
