@@ -29,7 +29,11 @@ MAX_DATA_FILE = 64 * 1024 * 1024
 
 
 class ResolveError(ShareError):
-    pass
+    """A path that cannot be resolved; missing is True when only a component does not exist."""
+
+    def __init__(self, msg, missing=False):
+        super(ResolveError, self).__init__(msg)
+        self.missing = missing
 
 
 def open_dir(path):
@@ -64,24 +68,34 @@ def walk(root_fd, path, what, create_owner=None, mode=0o755):
                 fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
             except OSError as e:
                 if e.errno != errno.ENOENT or create_owner is None:
-                    raise ResolveError('%s %s: %s does not exist or cannot be opened (%s)' % (what, path, here, e.strerror))
+                    raise ResolveError('%s %s: %s does not exist or cannot be opened (%s)' % (what, path, here, e.strerror),
+                                       missing=e.errno == errno.ENOENT)
                 try:
                     os.mkdir(name, mode, dir_fd=parent_fd)
                 except OSError as e2:
                     raise ResolveError('%s %s: cannot create %s (%s)' % (what, path, here, e2.strerror))
                 created.append(here)
+                # Owner and mode are set through an fd of the new directory
+                # itself, so a symlink swapped in meanwhile is never followed.
+                dfd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent_fd)
+                try:
+                    os.fchown(dfd, create_owner[0], create_owner[1])
+                    os.fchmod(dfd, mode)
+                finally:
+                    os.close(dfd)
                 fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent_fd)
-                os.chown(fd_path(fd), create_owner[0], create_owner[1])
-                os.chmod(fd_path(fd), mode)
             st = os.fstat(fd)
             if stat.S_ISLNK(st.st_mode):
                 try:
-                    magic = _kernel.fs_magic(fd)
-                    target = os.readlink(name, dir_fd=parent_fd)
+                    if _kernel.fs_magic(fd) == _kernel.PROC_SUPER_MAGIC:
+                        raise ResolveError('%s %s passes through %s, a /proc link; refusing to follow it'
+                                           % (what, path, here))
+                    try:
+                        target = os.readlink(name, dir_fd=parent_fd)
+                    except OSError as e:
+                        raise ResolveError('%s %s: cannot read symlink %s (%s)' % (what, path, here, e.strerror))
                 finally:
                     os.close(fd)
-                if magic == _kernel.PROC_SUPER_MAGIC:
-                    raise ResolveError('%s %s passes through %s, a /proc link; refusing to follow it' % (what, path, here))
                 links += 1
                 if links > MAX_LINKS:
                     raise ResolveError('%s %s: too many levels of symbolic links' % (what, path))
@@ -103,11 +117,6 @@ def walk(root_fd, path, what, create_owner=None, mode=0o755):
     finally:
         for fd, dummy in stack:
             os.close(fd)
-
-
-def fd_path(fd):
-    """A path that reaches fd itself through /proc (for calls without *at variants)."""
-    return '/proc/self/fd/%d' % fd
 
 
 def read_data_file(root_fd, path, what):

@@ -314,7 +314,13 @@ class Engine(object):
         changed, before, dummy = self.thunks.absent(share.thunk)
         if changed:
             res['changed'] = True
-            res['thunk_removed'] = True
+        if not self.check_mode and self.thunks.current(share.thunk) is None:
+            # The thunk directory is ours (THUNKS_DIR/CONTAINER/NAME): rmdir
+            # it when empty; rmdir never removes anything else.
+            try:
+                os.rmdir(share.thunk)
+            except OSError:
+                pass
         self._remove_container_dir(share.container)
         if not self.check_mode:
             self.state.delete(self.live_key(share))
@@ -353,15 +359,20 @@ class Engine(object):
                 self._thunk_absent(share, results[id(share)])
 
     def _live_current(self, view, share):
-        """(state dict, dest fd or None, resolved path) of the live mount at dest."""
+        """The live mount at dest as the container sees it: a state dict."""
         try:
             fd, resolved, dummy = walk(view.root_fd, share.dest, 'dest')
-        except ResolveError:
+        except ResolveError as e:
             view.check_alive()
-            return {'mounted': False}, None, None
-        mnt_id, is_root, dummy = _kernel.statx_mount('', dirfd=fd)
+            if not e.missing:
+                raise ShareError('container %s: %s' % (share.container.name, e))
+            return {'mounted': False}
+        try:
+            mnt_id, is_root, dummy = _kernel.statx_mount('', dirfd=fd)
+        finally:
+            os.close(fd)
         if not is_root:
-            return {'mounted': False}, fd, resolved
+            return {'mounted': False}
         record = self.state.load(self.live_key(share))
         entry = view.mounts.top(resolved)
         ours = record is not None and record.get('mount_id') == mnt_id
@@ -371,7 +382,7 @@ class Engine(object):
         if ours:
             cur.update(src=record.get('src'), idmap=Idmap.from_dict(record['idmap']).entries(),
                        thunk_mount_id=record.get('thunk_mount_id'))
-        return cur, fd, resolved
+        return cur
 
     def _same_source(self, entry, share):
         host = self.thunks.mounts.top(share.thunk)
@@ -379,23 +390,20 @@ class Engine(object):
 
     def _apply_live(self, container, view, shares, results, thunk_changed):
         ops = []
-        attach = []
+        op_shares = []
         fds = []
         try:
             for share in shares:
                 if not share.live:
                     continue
                 res = results[id(share)]
-                cur, fd, resolved = self._live_current(view, share)
-                if fd is not None:
-                    fds.append(fd)
+                cur = self._live_current(view, share)
                 res['before']['live'] = dict((k, cur[k]) for k in ('mounted', 'src', 'idmap', 'readonly') if k in cur)
                 if share.state == 'absent':
                     if cur['mounted'] and cur['ours']:
                         res['changed'] = True
-                        if not self.check_mode:
-                            parent_fd, name = self._parent_of(view, resolved, fds)
-                            ops.append(('umount', parent_fd, name))
+                        ops.append(('umount', share.dest))
+                        op_shares.append(share)
                     elif cur['mounted']:
                         res['after']['live'] = res['before']['live']
                     continue
@@ -404,10 +412,9 @@ class Engine(object):
                 if cur['mounted'] and not cur['ours']:
                     raise ShareError('dest %s in container %s is already a mount point of something else; refusing to cover it'
                                      % (share.dest, container.name))
-                thunk_id = self._thunk_mount_id(share)
                 same = (cur['mounted'] and cur.get('src') == share.src and cur.get('idmap') == want['idmap']
                         and cur.get('readonly') == share.readonly and not thunk_changed.get(id(share))
-                        and cur.get('thunk_mount_id') == thunk_id)
+                        and cur.get('thunk_mount_id') == self._thunk_mount_id(share))
                 if same:
                     continue
                 res['changed'] = True
@@ -418,30 +425,25 @@ class Engine(object):
                 # The clone must not join the thunk's peer group: nothing the
                 # container mounts below dest may propagate back to the host.
                 _kernel.mount_setattr(tree, 0, what=share.thunk, propagation=_kernel.MS_PRIVATE)
-                if cur['mounted']:
-                    # fd is the old mount's root: replace it at its name in its parent.
-                    parent_fd, name = self._parent_of(view, resolved, fds)
-                    ops.append(('umount', parent_fd, name))
-                    ops.append(('attach', tree, parent_fd, name))
+                ops.append(('attach', tree, share.dest, (share.uid, share.gid), cur['mounted']))
+                op_shares.append(share)
+            if self.check_mode or not ops:
+                return
+            outcome = view.execute(ops)
+            errors = []
+            for share, op, (err, msg, mnt_id) in zip(op_shares, ops, outcome):
+                if err:
+                    errors.append('cannot %s %s in container %s: %s' % (
+                        'attach the share at' if op[0] == 'attach' else 'unmount the share at', share.dest,
+                        container.name, msg or os.strerror(err)))
+                elif op[0] == 'attach':
+                    self.state.save({'path': self.live_key(share), 'mount_id': mnt_id, 'src': share.src,
+                                     'idmap': share.idmap.to_dict(), 'readonly': share.readonly,
+                                     'thunk_mount_id': self._thunk_mount_id(share)})
                 else:
-                    if fd is None:
-                        owner = (share.host_uid, share.host_gid)
-                        fd, resolved, created = walk(view.root_fd, share.dest, 'dest', create_owner=owner)
-                        fds.append(fd)
-                    ops.append(('attach', tree, fd, ''))
-                attach.append(share)
-            if ops:
-                outcome = view.execute(ops)
-                for op, err in zip(ops, outcome):
-                    if err:
-                        view.check_alive()
-                        raise ShareError('cannot %s in container %s: %s' % (
-                            'attach a share' if op[0] == 'attach' else 'unmount a share', container.name, os.strerror(err)))
-                for share in attach:
-                    self._record_live(view, share)
-                for share in shares:
-                    if share.state == 'absent':
-                        self.state.delete(self.live_key(share))
+                    self.state.delete(self.live_key(share))
+            if errors:
+                raise ShareError('; '.join(errors))
         except (OSError, _kernel.KernelError) as e:
             view.check_alive()
             raise ShareError('container %s: %s' % (container.name, e))
@@ -449,25 +451,9 @@ class Engine(object):
             for fd in fds:
                 os.close(fd)
 
-    def _parent_of(self, view, resolved, fds):
-        parent = posixpath.dirname(resolved)
-        fd, dummy, dummy2 = walk(view.root_fd, parent, 'dest parent')
-        fds.append(fd)
-        return fd, posixpath.basename(resolved)
-
     def _thunk_mount_id(self, share):
         record = self.state.load(share.thunk)
         return record.get('mount_id') if record else None
-
-    def _record_live(self, view, share):
-        fd, dummy, dummy2 = walk(view.root_fd, share.dest, 'dest')
-        try:
-            mnt_id, is_root, dummy = _kernel.statx_mount('', dirfd=fd)
-        finally:
-            os.close(fd)
-        self.state.save({'path': self.live_key(share), 'mount_id': mnt_id, 'src': share.src,
-                         'idmap': share.idmap.to_dict(), 'readonly': share.readonly,
-                         'thunk_mount_id': self._thunk_mount_id(share)})
 
 
 def apply_one(engine, params):

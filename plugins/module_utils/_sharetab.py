@@ -119,19 +119,26 @@ def entries(path):
     return [e for dummy, e in parse(read(path)) if e is not None]
 
 
-class _Lock(object):
-    def __init__(self, path):
-        self.path = os.path.join(os.path.dirname(path), '.%s.lock' % os.path.basename(path))
+class DirLock(object):
+    """An exclusive flock on a directory (the container's), held for a change.
+
+    Locking the directory itself leaves no lock file behind; every writer of
+    the container's sharetab and config takes this lock.
+    """
+
+    def __init__(self, directory):
+        self.directory = directory
         self.fd = None
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc):
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
+        self.fd = None
 
 
 def plan(text, changes):
@@ -176,7 +183,7 @@ def update(path, changes, check_mode=False):
         text = read(path)
         new, result = plan(text, changes)
         return new != text, result
-    with _Lock(path):
+    with DirLock(directory):
         text = read(path)
         new, result = plan(text, changes)
         if new != text:
