@@ -229,7 +229,13 @@ class Engine(object):
     # -- applying --------------------------------------------------------------
 
     def apply(self, shares):
-        """Apply validated shares in one pass; return one result dict per share."""
+        """Apply validated shares in one pass; return one result dict per share.
+
+        A share that cannot be applied gets ``failed`` and ``msg`` in its
+        result and leaves nothing behind (a thunk made for it is removed, its
+        sharetab line is not written); the others go on.  A container that
+        stops during the pass fails all of its shares.
+        """
         results = dict((id(s), self._result(s)) for s in shares)
         by_container = {}
         for share in shares:
@@ -237,14 +243,20 @@ class Engine(object):
         for name in sorted(by_container):
             group = by_container[name]
             container = group[0].container
-            view = self.view(container) if any(s.live for s in group) else None
-            if view is not None:
-                self._apply_running(container, view, group, results)
-            else:
+            try:
+                view = self.view(container) if any(s.live for s in group) else None
+                if view is not None:
+                    self._apply_running(container, view, group, results)
+                else:
+                    for share in group:
+                        if share.state == 'absent':
+                            self._thunk_absent(share, results[id(share)])
+            except ShareError as e:
                 for share in group:
-                    if share.state == 'absent':
-                        self._thunk_absent(share, results[id(share)])
-            self._apply_sharetab(container, [s for s in group if s.persist], results)
+                    if not results[id(share)].get('failed'):
+                        _fail(results[id(share)], str(e))
+            self._apply_sharetab(container, [s for s in group if s.persist and not results[id(s)].get('failed')],
+                                 results)
         return [results[id(s)] for s in shares]
 
     @staticmethod
@@ -275,20 +287,23 @@ class Engine(object):
         changed = False
         if entry is not None and entry.fstype != 'tmpfs':
             raise ShareError('thunks directory %s is a mount point of %s, not a tmpfs' % (self.thunks_dir, entry.fstype))
-        if entry is None:
-            changed = True
-            if not self.check_mode:
-                if not os.path.isdir(self.thunks_dir):
-                    os.makedirs(self.thunks_dir, 0o711)
-                _kernel.mount('lxcex-share-thunks', self.thunks_dir, 'tmpfs', 0,
-                              'size=%s,mode=0711' % self.thunks_size)
-                _kernel.mount(None, self.thunks_dir, None, _kernel.MS_SHARED | _kernel.MS_REC)
-                self.thunks._mounts = None
-        elif not any(o.startswith('shared:') for o in entry.optional):
-            changed = True
-            if not self.check_mode:
-                _kernel.mount(None, self.thunks_dir, None, _kernel.MS_SHARED | _kernel.MS_REC)
-                self.thunks._mounts = None
+        try:
+            if entry is None:
+                changed = True
+                if not self.check_mode:
+                    if not os.path.isdir(self.thunks_dir):
+                        os.makedirs(self.thunks_dir, 0o711)
+                    _kernel.mount('lxcex-share-thunks', self.thunks_dir, 'tmpfs', 0,
+                                  'size=%s,mode=0711' % self.thunks_size)
+                    _kernel.mount(None, self.thunks_dir, None, _kernel.MS_SHARED | _kernel.MS_REC)
+                    self.thunks._mounts = None
+            elif not any(o.startswith('shared:') for o in entry.optional):
+                changed = True
+                if not self.check_mode:
+                    _kernel.mount(None, self.thunks_dir, None, _kernel.MS_SHARED | _kernel.MS_REC)
+                    self.thunks._mounts = None
+        except (OSError, _kernel.KernelError) as e:
+            raise ShareError('cannot set up the thunks directory %s: %s' % (self.thunks_dir, e))
         return changed
 
     def _container_dir(self, container):
@@ -314,16 +329,19 @@ class Engine(object):
         changed, before, dummy = self.thunks.absent(share.thunk)
         if changed:
             res['changed'] = True
-        if not self.check_mode and self.thunks.current(share.thunk) is None:
-            # The thunk directory is ours (THUNKS_DIR/CONTAINER/NAME): rmdir
-            # it when empty; rmdir never removes anything else.
-            try:
-                os.rmdir(share.thunk)
-            except OSError:
-                pass
-        self._remove_container_dir(share.container)
+        self._rmdir_thunk(share)
         if not self.check_mode:
             self.state.delete(self.live_key(share))
+
+    def _rmdir_thunk(self, share):
+        """rmdir THUNKS_DIR/CONTAINER/NAME and THUNKS_DIR/CONTAINER when empty and unmounted."""
+        if self.check_mode or self.thunks.current(share.thunk) is not None:
+            return
+        try:
+            os.rmdir(share.thunk)
+        except OSError:
+            pass
+        self._remove_container_dir(share.container)
 
     def live_key(self, share):
         return 'live:%s:%s' % (share.container.directory, share.dest)
@@ -331,32 +349,47 @@ class Engine(object):
     def _apply_running(self, container, view, shares, results):
         present = [s for s in shares if s.state == 'present' and s.live]
         new_thunks = []
-        try:
-            if present:
-                if self.ensure_thunks_fs():
-                    for s in present:
-                        results[id(s)]['changed'] = True
+        thunk_changed = {}
+        if present:
+            if self.ensure_thunks_fs():
+                for s in present:
+                    results[id(s)]['changed'] = True
+            if not self.check_mode:
                 self._container_dir(container)
-            thunk_changed = {}
-            for share in present:
+        for share in present:
+            try:
                 changed, before, dummy = self.thunks.present(share.thunk, share.src, share.idmap, share.readonly,
                                                              create_path=True, src_fd=share.src_fd)
-                thunk_changed[id(share)] = changed
-                if changed:
-                    results[id(share)]['changed'] = True
-                    if not before.get('mounted'):
-                        new_thunks.append(share)
-            self._apply_live(container, view, shares, results, thunk_changed)
+            except ShareError as e:
+                _fail(results[id(share)], str(e))
+                continue
+            thunk_changed[id(share)] = changed
+            if changed:
+                results[id(share)]['changed'] = True
+                if not before.get('mounted'):
+                    new_thunks.append(share)
+        try:
+            self._apply_live(container, view, [s for s in shares if not results[id(s)].get('failed')], results,
+                             thunk_changed)
         except ShareError:
             for share in new_thunks:
-                if not self.check_mode:
-                    self.thunks.absent(share.thunk)
-            if new_thunks:
-                self._remove_container_dir(container)
+                self._undo_thunk(share)
             raise
+        for share in new_thunks:
+            if results[id(share)].get('failed'):
+                self._undo_thunk(share)
         for share in shares:
             if share.state == 'absent':
                 self._thunk_absent(share, results[id(share)])
+
+    def _undo_thunk(self, share):
+        if self.check_mode:
+            return
+        try:
+            self.thunks.absent(share.thunk)
+        except ShareError:
+            return
+        self._rmdir_thunk(share)
 
     def _live_current(self, view, share):
         """The live mount at dest as the container sees it: a state dict."""
@@ -389,51 +422,36 @@ class Engine(object):
         return host is not None and host.dev == entry.dev and host.root == entry.root
 
     def _apply_live(self, container, view, shares, results, thunk_changed):
+        """Bring the live mounts of a running container's shares to their wanted state.
+
+        Per-share problems fail that share; ContainerStopped fails them all.
+        """
         ops = []
-        op_shares = []
         fds = []
         try:
             for share in shares:
                 if not share.live:
                     continue
                 res = results[id(share)]
-                cur = self._live_current(view, share)
-                res['before']['live'] = dict((k, cur[k]) for k in ('mounted', 'src', 'idmap', 'readonly') if k in cur)
-                if share.state == 'absent':
-                    if cur['mounted'] and cur['ours']:
-                        res['changed'] = True
-                        ops.append(('umount', share.dest))
-                        op_shares.append(share)
-                    elif cur['mounted']:
-                        res['after']['live'] = res['before']['live']
+                try:
+                    op = self._live_op(container, view, share, res, thunk_changed, fds)
+                except ContainerStopped:
+                    raise
+                except ShareError as e:
+                    _fail(res, str(e))
                     continue
-                want = {'mounted': True, 'src': share.src, 'idmap': share.idmap.entries(), 'readonly': share.readonly}
-                res['after']['live'] = want
-                if cur['mounted'] and not cur['ours']:
-                    raise ShareError('dest %s in container %s is already a mount point of something else; refusing to cover it'
-                                     % (share.dest, container.name))
-                same = (cur['mounted'] and cur.get('src') == share.src and cur.get('idmap') == want['idmap']
-                        and cur.get('readonly') == share.readonly and not thunk_changed.get(id(share))
-                        and cur.get('thunk_mount_id') == self._thunk_mount_id(share))
-                if same:
+                except (OSError, _kernel.KernelError) as e:
+                    view.check_alive()
+                    _fail(res, 'container %s, dest %s: %s' % (container.name, share.dest, e))
                     continue
-                res['changed'] = True
-                if self.check_mode:
-                    continue
-                tree = _kernel.open_tree(share.thunk)
-                fds.append(tree)
-                # The clone must not join the thunk's peer group: nothing the
-                # container mounts below dest may propagate back to the host.
-                _kernel.mount_setattr(tree, 0, what=share.thunk, propagation=_kernel.MS_PRIVATE)
-                ops.append(('attach', tree, share.dest, (share.uid, share.gid), cur['mounted']))
-                op_shares.append(share)
+                if op is not None:
+                    ops.append((share, op))
             if self.check_mode or not ops:
                 return
-            outcome = view.execute(ops)
-            errors = []
-            for share, op, (err, msg, mnt_id) in zip(op_shares, ops, outcome):
+            outcome = view.execute([op for dummy, op in ops])
+            for (share, op), (err, msg, mnt_id) in zip(ops, outcome):
                 if err:
-                    errors.append('cannot %s %s in container %s: %s' % (
+                    _fail(results[id(share)], 'cannot %s %s in container %s: %s' % (
                         'attach the share at' if op[0] == 'attach' else 'unmount the share at', share.dest,
                         container.name, msg or os.strerror(err)))
                 elif op[0] == 'attach':
@@ -442,18 +460,51 @@ class Engine(object):
                                      'thunk_mount_id': self._thunk_mount_id(share)})
                 else:
                     self.state.delete(self.live_key(share))
-            if errors:
-                raise ShareError('; '.join(errors))
-        except (OSError, _kernel.KernelError) as e:
-            view.check_alive()
-            raise ShareError('container %s: %s' % (container.name, e))
         finally:
             for fd in fds:
                 os.close(fd)
 
+    def _live_op(self, container, view, share, res, thunk_changed, fds):
+        """The operation one share needs inside the container, or None."""
+        cur = self._live_current(view, share)
+        res['before']['live'] = dict((k, cur[k]) for k in ('mounted', 'src', 'idmap', 'readonly') if k in cur)
+        if share.state == 'absent':
+            if cur['mounted'] and cur['ours']:
+                res['changed'] = True
+                return ('umount', share.dest)
+            if cur['mounted']:
+                res['after']['live'] = res['before']['live']
+            return None
+        want = {'mounted': True, 'src': share.src, 'idmap': share.idmap.entries(), 'readonly': share.readonly}
+        res['after']['live'] = want
+        if cur['mounted'] and not cur['ours']:
+            raise ShareError('dest %s in container %s is already a mount point of something else; refusing to cover it'
+                             % (share.dest, container.name))
+        same = (cur['mounted'] and cur.get('src') == share.src and cur.get('idmap') == want['idmap']
+                and cur.get('readonly') == share.readonly and not thunk_changed.get(id(share))
+                and cur.get('thunk_mount_id') == self._thunk_mount_id(share))
+        if same:
+            return None
+        res['changed'] = True
+        if self.check_mode:
+            return None
+        tree = _kernel.open_tree(share.thunk)
+        fds.append(tree)
+        # The clone must not join the thunk's peer group: nothing the
+        # container mounts below dest may propagate back to the host.
+        _kernel.mount_setattr(tree, 0, what=share.thunk, propagation=_kernel.MS_PRIVATE)
+        return ('attach', tree, share.dest, (share.uid, share.gid), cur['mounted'])
+
     def _thunk_mount_id(self, share):
         record = self.state.load(share.thunk)
         return record.get('mount_id') if record else None
+
+
+def _fail(res, msg):
+    """Mark a share failed; what was done for it has been undone."""
+    res['failed'] = True
+    res['changed'] = False
+    res['msg'] = msg
 
 
 def apply_one(engine, params):

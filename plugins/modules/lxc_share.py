@@ -27,13 +27,13 @@ author:
   - lxcex.share developers (@lxcex)
 options:
   container:
-    description: Name of the container to share with.
+    description: Name of the container to share with. Required unless O(shares) is given.
     type: str
-    required: true
   dest:
-    description: Absolute path inside the container where the share appears. Missing directories are created, owned by the user.
+    description:
+      - Absolute path inside the container where the share appears. Missing directories are created, owned by the user.
+      - Required unless O(shares) is given.
     type: str
-    required: true
   src:
     description:
       - Host directory to share. Required with O(state=present).
@@ -70,6 +70,37 @@ options:
     description: Apply the share to the running container now. A stopped container is left as it is.
     type: bool
     default: true
+  shares:
+    description:
+      - Many shares at once, applied in one pass (mountinfo, configs and passwd files read once, one user namespace
+        per distinct mapping, each container entered once). Mutually exclusive with the single-share options.
+      - Each element takes the single-share options, with the same meaning and defaults.
+      - A share that fails does not stop the others; the task fails afterwards, listing the failures, and RV(results)
+        tells the status of each share.
+    type: list
+    elements: dict
+    suboptions:
+      container: {description: See O(container)., type: str, required: true}
+      dest: {description: See O(dest)., type: str, required: true}
+      src: {description: See O(src)., type: path}
+      user: {description: See O(user)., type: str}
+      group: {description: See O(group)., type: str}
+      state: {description: See O(state)., type: str, choices: [present, absent], default: present}
+      readonly: {description: See O(readonly)., type: bool, default: false}
+      src_uid: {description: See O(src_uid)., type: int}
+      src_gid: {description: See O(src_gid)., type: int}
+      persist: {description: See O(persist)., type: bool, default: true}
+      live: {description: See O(live)., type: bool, default: true}
+      allow_root: {description: See O(allow_root)., type: bool, default: false}
+  exclusive:
+    description:
+      - With O(shares), remove every share that lxcex.share recorded (sharetab lines marked C(managed)) and that the
+        list does not name, live and from the sharetab. Hand-written sharetab lines are never touched.
+      - V(none) removes nothing; V(listed) looks at the containers named in O(shares); V(all) at every container in
+        O(lxcpath) that has a sharetab.
+    type: str
+    choices: [none, listed, all]
+    default: none
   lxcpath:
     description: Where the containers live. Defaults to C(lxc-config lxc.lxcpath), else C(/var/lib/lxc).
     type: path
@@ -130,93 +161,151 @@ EXAMPLES = r'''
     container: bob-container
     dest: /home/bob/share
     state: absent
+
+- name: All shares of a host in one pass; managed shares no longer listed are removed
+  lxcex.share.lxc_share:
+    shares:
+      - {src: /srv/common, container: alice-container, user: alice, dest: /home/alice/common}
+      - {src: /srv/common, container: bob-container, user: bob, dest: /home/bob/common}
+    exclusive: all
 '''
 
 RETURN = r'''
 container:
   description: The container.
-  returned: always
+  returned: without O(shares)
   type: str
   sample: bob-container
 dest:
   description: The destination inside the container, normalized.
-  returned: always
+  returned: without O(shares)
   type: str
   sample: /home/bob/share
 thunk:
   description: The host path of the share's thunk.
-  returned: always
+  returned: without O(shares)
   type: str
   sample: /mnt/share-thunks/bob-container/home-bob-share
 idmap:
   description: The idmap of the share (on-disk ids to the user's host ids).
-  returned: when O(state=present)
+  returned: without O(shares), when O(state=present)
   type: list
   elements: str
   sample: [u:1000:401000:1, g:100:400100:1]
 running:
   description: Whether the container was running.
-  returned: always
+  returned: without O(shares)
   type: bool
   sample: true
 before:
   description: The sharetab line and the live mount before the task.
-  returned: always
+  returned: without O(shares)
   type: dict
   sample: {sharetab: null, live: {mounted: false}}
 after:
   description: The sharetab line and the live mount after the task (what they would be, in check mode).
-  returned: always
+  returned: without O(shares)
   type: dict
   sample:
     sharetab: /srv/common bob /home/bob/common managed
     live: {mounted: true, src: /srv/common, idmap: [u:1000:401000:1, g:100:400100:1], readonly: false}
+results:
+  description:
+    - With O(shares), one entry per share (then one per share removed by O(exclusive), with C(pruned=true)), each
+      with C(container), C(dest), C(state), C(changed), C(failed) and C(msg) when it failed, and C(thunk), C(idmap),
+      C(before) and C(after) like the single-share return values.
+  returned: with O(shares)
+  type: list
+  elements: dict
+  sample:
+    - {container: bob-container, dest: /home/bob/common, state: present, changed: true, thunk: /mnt/share-thunks/bob-container/home-bob-common}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lxcex.share.plugins.module_utils._converge import SHARE_KEYS, containers_with_sharetab, converge
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath
 from ansible_collections.lxcex.share.plugins.module_utils._share import Engine
 
+SHARE_SPEC = dict(
+    container=dict(type='str'),
+    dest=dict(type='str'),
+    src=dict(type='path'),
+    user=dict(type='str'),
+    group=dict(type='str'),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+    readonly=dict(type='bool', default=False),
+    src_uid=dict(type='int'),
+    src_gid=dict(type='int'),
+    persist=dict(type='bool', default=True),
+    live=dict(type='bool', default=True),
+    allow_root=dict(type='bool', default=False),
+)
+
+
+def _element_spec():
+    spec = dict((k, dict(v)) for k, v in SHARE_SPEC.items())
+    spec['container']['required'] = True
+    spec['dest']['required'] = True
+    return spec
+
 
 def main():
+    argument_spec = dict(SHARE_SPEC)
+    argument_spec.update(
+        shares=dict(type='list', elements='dict', options=_element_spec(),
+                    required_if=[('state', 'present', ('src', 'user'))]),
+        exclusive=dict(type='str', choices=['none', 'listed', 'all'], default='none'),
+        lxcpath=dict(type='path'),
+        thunks_dir=dict(type='path', default='/mnt/share-thunks'),
+        thunks_size=dict(type='str', default='1M'),
+    )
     module = AnsibleModule(
-        argument_spec=dict(
-            container=dict(type='str', required=True),
-            dest=dict(type='str', required=True),
-            src=dict(type='path'),
-            user=dict(type='str'),
-            group=dict(type='str'),
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
-            readonly=dict(type='bool', default=False),
-            src_uid=dict(type='int'),
-            src_gid=dict(type='int'),
-            persist=dict(type='bool', default=True),
-            live=dict(type='bool', default=True),
-            lxcpath=dict(type='path'),
-            thunks_dir=dict(type='path', default='/mnt/share-thunks'),
-            thunks_size=dict(type='str', default='1M'),
-            allow_root=dict(type='bool', default=False),
-        ),
+        argument_spec=argument_spec,
+        mutually_exclusive=[('shares', k) for k in ('container', 'dest', 'src', 'user', 'group')],
+        required_one_of=[('shares', 'container')],
+        required_by={'container': 'dest'},
         required_if=[('state', 'present', ('src', 'user'))],
         supports_check_mode=True,
     )
     p = module.params
+    batch = p['shares'] is not None
+    if not batch and p['exclusive'] != 'none':
+        module.fail_json(msg='exclusive=%s needs shares' % p['exclusive'])
+    requests = p['shares'] if batch else [dict((k, p[k]) for k in SHARE_KEYS)]
     engine = Engine(p['lxcpath'] or default_lxcpath(), p['thunks_dir'], p['thunks_size'], check_mode=module.check_mode)
     try:
-        share = engine.prepare(p)
-        running = engine.view(share.container) is not None
-        result = engine.apply([share])[0]
+        prune = None
+        if p['exclusive'] == 'listed':
+            prune = sorted(set(r['container'] for r in requests))
+        elif p['exclusive'] == 'all':
+            prune = containers_with_sharetab(engine.lxcpath)
+        results = converge(engine, requests, prune=prune)
+        if not batch and not results[0].get('failed'):
+            results[0]['running'] = engine.view(engine.container(p['container'])) is not None
     except ShareError as e:
-        module.fail_json(msg=str(e), container=p['container'], dest=p['dest'])
+        module.fail_json(msg=str(e))
     finally:
         engine.close()
-    result['running'] = running
+
+    if not batch:
+        result = results[0]
+        if result.pop('failed', False):
+            module.fail_json(**result)
+        if module._diff:
+            header = '%s:%s' % (p['container'], result['dest'])
+            result['diff'] = dict(before=result['before'], after=result['after'], before_header=header, after_header=header)
+        module.exit_json(**result)
+
+    changed = any(r.get('changed') for r in results)
+    failures = ['%s:%s: %s' % (r['container'], r['dest'], r['msg']) for r in results if r.get('failed')]
+    out = dict(changed=changed, results=results)
     if module._diff:
-        result['diff'] = dict(before=result['before'], after=result['after'],
-                              before_header='%s:%s' % (p['container'], result['dest']),
-                              after_header='%s:%s' % (p['container'], result['dest']))
-    module.exit_json(**result)
+        out['diff'] = dict(before=dict(('%s:%s' % (r['container'], r['dest']), r.get('before')) for r in results),
+                           after=dict(('%s:%s' % (r['container'], r['dest']), r.get('after')) for r in results))
+    if failures:
+        module.fail_json(msg='%d of %d shares failed: %s' % (len(failures), len(results), '; '.join(failures)), **out)
+    module.exit_json(**out)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# Copyright: lxcex.share contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Converging a list of share requests: the one entry point of the modules,
+the role (through the module) and the hook program.
+
+A request is a dict of lxc_share parameters.  ``converge`` validates every
+request (a bad one fails alone, with its message), optionally adds removals
+for managed sharetab lines that are no longer requested (``prune``), and
+applies the rest in one pass of the Engine.
+
+This is a private module_util of lxcex.share; its API may change at any time.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
+from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
+from ansible_collections.lxcex.share.plugins.module_utils._share import SHARETAB
+
+SHARE_KEYS = ('src', 'container', 'user', 'group', 'dest', 'state', 'readonly', 'src_uid', 'src_gid', 'persist',
+              'live', 'allow_root')
+
+
+def entry_request(container, entry, **extra):
+    """The request a sharetab line stands for."""
+    opts = entry.options
+    req = {'src': entry.src, 'container': container, 'user': entry.user, 'dest': entry.dest, 'state': 'present',
+           'readonly': 'ro' in opts, 'group': opts.get('group'), 'allow_root': 'allow_root' in opts,
+           'src_uid': int(opts['uid']) if (opts.get('uid') or '').isdigit() else None,
+           'src_gid': int(opts['gid']) if (opts.get('gid') or '').isdigit() else None,
+           'persist': True, 'live': True}
+    req.update(extra)
+    return req
+
+
+def sharetab_path(engine, name):
+    return os.path.join(engine.lxcpath, name, SHARETAB)
+
+
+def containers_with_sharetab(lxcpath):
+    """Names of the containers below lxcpath that have a sharetab."""
+    try:
+        names = sorted(os.listdir(lxcpath))
+    except OSError:
+        return []
+    return [n for n in names if os.path.isfile(os.path.join(lxcpath, n, 'config'))
+            and os.path.isfile(os.path.join(lxcpath, n, SHARETAB))]
+
+
+def prune_requests(engine, requests, containers):
+    """Removals for the managed sharetab lines of containers that no request names."""
+    wanted = set((r.get('container'), _sharetab.normalize_dest(r.get('dest'))) for r in requests)
+    out = []
+    for name in containers:
+        for entry in _sharetab.entries(sharetab_path(engine, name)):
+            if entry.managed and (name, entry.dest) not in wanted:
+                out.append({'container': name, 'dest': entry.dest, 'state': 'absent', 'persist': True, 'live': True,
+                            'pruned': True})
+                wanted.add((name, entry.dest))
+    return out
+
+
+def _failed(req, msg):
+    return {'container': req.get('container'), 'dest': req.get('dest'), 'state': req.get('state') or 'present',
+            'changed': False, 'failed': True, 'msg': msg}
+
+
+def converge(engine, requests, prune=None):
+    """Validate and apply requests; return one result per request (pruned removals last).
+
+    prune: None, or the names of the containers whose managed sharetab lines
+    that no request names are removed.
+    """
+    requests = list(requests)
+    seen = {}
+    for req in requests:
+        key = (req.get('container'), _sharetab.normalize_dest(req.get('dest')))
+        if key in seen:
+            raise ShareError('container %s, dest %s is listed twice' % key)
+        seen[key] = req
+    if prune:
+        requests += prune_requests(engine, requests, prune)
+    results = [None] * len(requests)
+    prepared = []
+    for i, req in enumerate(requests):
+        try:
+            prepared.append((i, engine.prepare(req)))
+        except ShareError as e:
+            results[i] = _failed(req, str(e))
+    applied = engine.apply([share for dummy, share in prepared])
+    for (i, dummy), res in zip(prepared, applied):
+        if requests[i].get('pruned'):
+            res['pruned'] = True
+        results[i] = res
+    return results
