@@ -73,17 +73,18 @@ class Share(object):
 
 class Engine(object):
     def __init__(self, lxcpath, thunks_dir=DEFAULT_THUNKS_DIR, thunks_size=DEFAULT_THUNKS_SIZE,
-                 check_mode=False, thunks=None):
+                 check_mode=False, thunks=None, pids=None, backend='native', run_command=None):
         self.lxcpath = lxcpath.rstrip('/') or '/'
         self.thunks_dir = canonical_target(thunks_dir)
         self.thunks_size = thunks_size
         self.check_mode = check_mode
-        self.thunks = thunks or Thunks(check_mode=check_mode)
+        self.thunks = thunks or Thunks(check_mode=check_mode, backend=backend, run_command=run_command)
         self.state = self.thunks.state
         self._containers = {}
         self._accounts = {}
         self._views = {}
         self._monitors = None
+        self._pids = dict(pids or {})
         self._fds = []
 
     # -- facts, each read once per pass ------------------------------------
@@ -94,6 +95,9 @@ class Engine(object):
         return self._containers[name]
 
     def init_pid(self, container):
+        """The container's init pid (given by the hook, else from the process table), None when stopped."""
+        if container.name in self._pids:
+            return self._pids[container.name]
         if self._monitors is None:
             self._monitors = monitor_pids()
         return find_init_pid(container.lxcpath, container.name, self._monitors)
@@ -342,6 +346,31 @@ class Engine(object):
         except OSError:
             pass
         self._remove_container_dir(share.container)
+
+    def release(self, name):
+        """Unmount every thunk of a container (after it stopped) and rmdir their directories.
+
+        Returns the thunk paths unmounted.  Only idmapped mounts are touched.
+        """
+        directory = posixpath.join(self.thunks_dir, name)
+        done = []
+        for path in reversed(self.thunks.mounts.below(directory)):
+            if posixpath.dirname(path) != directory:
+                continue
+            changed, dummy, dummy2 = self.thunks.absent(path)
+            if changed:
+                done.append(path)
+            if not self.check_mode:
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass
+        if not self.check_mode:
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+        return done
 
     def live_key(self, share):
         return 'live:%s:%s' % (share.container.directory, share.dest)

@@ -20,7 +20,9 @@ __metaclass__ = type
 
 import errno
 import os
+import shutil
 import stat
+import subprocess
 
 from ansible_collections.lxcex.share.plugins.module_utils import _kernel
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
@@ -73,6 +75,21 @@ def kernel_message(err, src=None, fstype=None, where=None):
     return str(err)
 
 
+def find_mount_idmapped():
+    """Path of the mount-idmapped program; ShareError when it is not installed."""
+    search = os.pathsep.join([os.environ.get('PATH', ''), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin'])
+    found = shutil.which('mount-idmapped', path=search)
+    if not found:
+        raise ThunkError('backend mount-idmapped was chosen but the mount-idmapped program is not '
+                         'installed (not found in PATH); install it or use backend native')
+    return found
+
+
+def _run_command(cmd):
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    return proc.returncode, proc.stdout.decode('utf-8', 'replace'), proc.stderr.decode('utf-8', 'replace')
+
+
 class Thunks(object):
     """Manage idmapped bind mounts on the host, many per pass."""
 
@@ -80,8 +97,10 @@ class Thunks(object):
                  state=None, mounts=None, userns=None):
         self.check_mode = check_mode
         self.backend = backend
-        self.run_command = run_command
+        self.run_command = run_command or _run_command
         self.mount_idmapped = mount_idmapped
+        if backend == 'mount-idmapped' and not mount_idmapped:
+            self.mount_idmapped = find_mount_idmapped()
         self.state = state or StateStore()
         self._mounts = mounts
         self.userns = userns or UsernsCache()

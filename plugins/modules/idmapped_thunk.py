@@ -147,7 +147,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._idmap import parse as parse_idmap
-from ansible_collections.lxcex.share.plugins.module_utils._thunk import Thunks
+from ansible_collections.lxcex.share.plugins.module_utils._thunk import Thunks, find_mount_idmapped
 from ansible_collections.lxcex.share.plugins.module_utils._validate import canonical_target, check_absolute, is_inside
 
 
@@ -184,10 +184,7 @@ def main():
                 raise ShareError('path %s is %s src %s; a mount must not cover its own source'
                                  % (p['path'], 'the same as' if path == real_src else 'inside', src))
             if p['backend'] == 'mount-idmapped':
-                mount_idmapped = module.get_bin_path('mount-idmapped')
-                if not mount_idmapped:
-                    raise ShareError('backend mount-idmapped was chosen but the mount-idmapped program is not '
-                                     'installed (not found in PATH); install it or use backend native')
+                mount_idmapped = find_mount_idmapped()
     except ShareError as e:
         module.fail_json(msg=str(e))
 

@@ -101,6 +101,13 @@ options:
     type: str
     choices: [none, listed, all]
     default: none
+  backend:
+    description:
+      - How thunks are made. V(native) does the kernel work from Python; V(mount-idmapped) runs the
+        C(mount-idmapped) program (the module fails clearly when it is not installed).
+    type: str
+    choices: [native, mount-idmapped]
+    default: native
   lxcpath:
     description: Where the containers live. Defaults to C(lxc-config lxc.lxcpath), else C(/var/lib/lxc).
     type: path
@@ -256,6 +263,7 @@ def main():
         shares=dict(type='list', elements='dict', options=_element_spec(),
                     required_if=[('state', 'present', ('src', 'user'))]),
         exclusive=dict(type='str', choices=['none', 'listed', 'all'], default='none'),
+        backend=dict(type='str', choices=['native', 'mount-idmapped'], default='native'),
         lxcpath=dict(type='path'),
         thunks_dir=dict(type='path', default='/mnt/share-thunks'),
         thunks_size=dict(type='str', default='1M'),
@@ -273,7 +281,11 @@ def main():
     if not batch and p['exclusive'] != 'none':
         module.fail_json(msg='exclusive=%s needs shares' % p['exclusive'])
     requests = p['shares'] if batch else [dict((k, p[k]) for k in SHARE_KEYS)]
-    engine = Engine(p['lxcpath'] or default_lxcpath(), p['thunks_dir'], p['thunks_size'], check_mode=module.check_mode)
+    try:
+        engine = Engine(p['lxcpath'] or default_lxcpath(), p['thunks_dir'], p['thunks_size'],
+                        check_mode=module.check_mode, backend=p['backend'], run_command=module.run_command)
+    except ShareError as e:
+        module.fail_json(msg=str(e))
     try:
         prune = None
         if p['exclusive'] == 'listed':
