@@ -5,4 +5,4 @@ set -euo pipefail
 LXCEX_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$LXCEX_ROOT/scripts/bootstrap.sh"
 cd "$LXCEX_ROOT"
-exec ansible-playbook -i playbooks/inventory playbooks/demo.yml "$@"
+exec ansible-playbook -i playbooks/inventory/demo playbooks/demo.yml "$@"

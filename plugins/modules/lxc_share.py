@@ -273,11 +273,13 @@ def main():
         mutually_exclusive=[('shares', k) for k in ('container', 'dest', 'src', 'user', 'group')],
         required_one_of=[('shares', 'container')],
         required_by={'container': 'dest'},
-        required_if=[('state', 'present', ('src', 'user'))],
         supports_check_mode=True,
     )
     p = module.params
     batch = p['shares'] is not None
+    missing = [k for k in ('src', 'user') if not batch and p['state'] == 'present' and p[k] in (None, '')]
+    if missing:
+        module.fail_json(msg='state is present but all of the following are missing: %s' % ', '.join(missing))
     if not batch and p['exclusive'] != 'none':
         module.fail_json(msg='exclusive=%s needs shares' % p['exclusive'])
     requests = p['shares'] if batch else [dict((k, p[k]) for k in SHARE_KEYS)]
