@@ -3,14 +3,15 @@
 #   sanity (ansible-test, empty ignore files), unit tests, integration tests on
 #   real mounts and real LXC containers, ansible-doc of every module, and
 #   ansible-lint (production profile).
-# Usage: bash scripts/test.sh [step ...]   (steps: sanity units integration doc lint)
+#   the Molecule scenario of the role, and the demo (the README's main job).
+# Usage: bash scripts/test.sh [step ...]   (steps: sanity units integration molecule demo doc lint)
 set -uo pipefail
 LXCEX_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$LXCEX_ROOT/scripts/bootstrap.sh"
 set +e
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(sanity units integration doc lint)
+[ ${#steps[@]} -gt 0 ] || steps=(sanity units integration molecule demo doc lint)
 
 # ansible-test runs only from .../ansible_collections/NS/NAME: test a copy of
 # the working tree (tracked files and new ones git does not ignore).
@@ -67,8 +68,10 @@ for step in "${steps[@]}"; do
     sanity) run sanity bash -c "cd '$coll' && ${at[*]} sanity --local --python $pyver --color no" ;;
     units) run units bash -c "cd '$coll' && ${at[*]} units --local --python $pyver --color no --requirements" ;;
     integration) run integration bash -c "cd '$coll' && ${at[*]} integration --local --python $pyver --color no --allow-destructive ${LXCEX_TARGETS:-}" ;;
+    molecule) run molecule bash -c "cd '$LXCEX_ROOT' && molecule test" ;;
+    demo) run demo bash -c "cd '$LXCEX_ROOT' && bash scripts/demo.sh -e demo_cleanup=true" ;;
     doc) run doc doc_check ;;
-    lint) run lint bash -c "cd '$LXCEX_ROOT' && ansible-lint --profile production \$(ls -d roles playbooks 2>/dev/null)" ;;
+    lint) run lint bash -c "cd '$LXCEX_ROOT' && ansible-lint --profile production \$(ls -d roles playbooks extensions 2>/dev/null)" ;;
     *) echo "unknown step $step"; failed=$((failed + 1)) ;;
   esac
 done

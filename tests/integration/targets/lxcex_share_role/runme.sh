@@ -10,8 +10,8 @@ export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_DEPRECATION_WARNINGS=false
 PB=(ansible-playbook -i inventory.yml -e "t=$T")
 
 cleanup() {
-  "${PB[@]}" cleanup.yml > "$T.cleanup.log" 2>&1 || { cat "$T.cleanup.log"; exit 1; }
-  rm -f "$T.cleanup.log" inventory.yml
+  "${PB[@]}" cleanup.yml > "$T-cleanup.log" 2>&1 || { cat "$T-cleanup.log"; exit 1; }
+  rm -f "$T-cleanup.log" inventory.yml
 }
 trap cleanup EXIT
 
@@ -34,16 +34,16 @@ INV
 "${PB[@]}" setup.yml
 
 step "check mode on fresh hosts changes nothing"
-"${PB[@]}" --check --diff converge.yml | tee "$T.check.log"
+"${PB[@]}" --check --diff converge.yml | tee "$T/check.log"
 "${PB[@]}" fresh.yml
 
 step "converge both hosts in parallel (forks=2)"
-"${PB[@]}" -f 2 converge.yml | tee "$T.run1.log"
-for h in h1 h2; do [ "$(changed_of $h "$T.run1.log" | cut -d' ' -f2)" = 0 ]; done
+"${PB[@]}" -f 2 converge.yml | tee "$T/run1.log"
+for h in h1 h2; do [ "$(changed_of $h "$T/run1.log" | cut -d' ' -f2)" = 0 ]; done
 
 step "second run: zero changes"
-"${PB[@]}" -f 2 converge.yml | tee "$T.run2.log"
-for h in h1 h2; do [ "$(changed_of $h "$T.run2.log")" = "0 0" ] || { echo "$h changed on the second run"; exit 1; }; done
+"${PB[@]}" -f 2 converge.yml | tee "$T/run2.log"
+for h in h1 h2; do [ "$(changed_of $h "$T/run2.log")" = "0 0" ] || { echo "$h changed on the second run"; exit 1; }; done
 
 step "live on the running container, only recorded on the stopped one"
 "${PB[@]}" -e phase=converged verify.yml
