@@ -71,33 +71,38 @@ def parse(text):
 
 
 class MountTable(object):
-    """The mounts of one mount namespace, read once, indexed by mount point."""
+    """The mounts of one mount namespace, read once, indexed by mount point.
+
+    Callers that change mounts update the table (add, remove) instead of
+    reading mountinfo again, so a pass over N mounts stays linear.
+    """
+
+    reads = {}  # {pid: how many times its mountinfo was read in this process} (stats and tests)
 
     def __init__(self, entries):
-        self.entries = list(entries)
-        self._by_point = None
+        index = {}
+        for entry in entries:
+            index.setdefault(entry.mount_point, []).append(entry)
+        self._by_point = index
 
     @classmethod
     def read(cls, pid='self'):
         with open('/proc/%s/mountinfo' % pid, 'rb') as f:
             data = f.read()
+        MountTable.reads[str(pid)] = MountTable.reads.get(str(pid), 0) + 1
         return cls(parse(data.decode('utf-8', 'surrogateescape')))
 
-    def _index(self):
-        if self._by_point is None:
-            index = {}
-            for entry in self.entries:
-                index.setdefault(entry.mount_point, []).append(entry)
-            self._by_point = index
-        return self._by_point
+    @property
+    def entries(self):
+        return [e for stack in self._by_point.values() for e in stack]
 
     def stack(self, path):
         """All mounts at path, bottom first."""
-        return list(self._index().get(path, ()))
+        return list(self._by_point.get(path, ()))
 
     def top(self, path):
         """The mount visible at path (the one no other mount at path sits on)."""
-        stack = self._index().get(path)
+        stack = self._by_point.get(path)
         if not stack:
             return None
         ids = set(e.parent_id for e in stack)
@@ -118,16 +123,18 @@ class MountTable(object):
     def below(self, path):
         """Mount points strictly below path."""
         prefix = path.rstrip('/') + '/'
-        return sorted(p for p in self._index() if p.startswith(prefix))
+        return sorted(p for p in self._by_point if p.startswith(prefix))
 
     def add(self, entry):
-        self.entries.append(entry)
-        self._by_point = None
+        """Record a mount made on top of path."""
+        self._by_point.setdefault(entry.mount_point, []).append(entry)
 
     def remove(self, path):
         """Forget the top mount at path (after unmounting it)."""
         entry = self.top(path)
         if entry is not None:
-            self.entries.remove(entry)
-            self._by_point = None
+            stack = self._by_point[path]
+            stack.remove(entry)
+            if not stack:
+                del self._by_point[path]
         return entry

@@ -35,6 +35,7 @@ from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareEr
 from ansible_collections.lxcex.share.plugins.module_utils._idmap import Idmap, single
 from ansible_collections.lxcex.share.plugins.module_utils._live import ContainerStopped, ContainerView
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import Container, find_init_pid, monitor_pids
+from ansible_collections.lxcex.share.plugins.module_utils._mountinfo import MountTable
 from ansible_collections.lxcex.share.plugins.module_utils._passwd import Accounts
 from ansible_collections.lxcex.share.plugins.module_utils._resolve import ResolveError, open_dir, walk
 from ansible_collections.lxcex.share.plugins.module_utils._thunk import Thunks
@@ -124,6 +125,17 @@ class Engine(object):
             finally:
                 os.close(root_fd)
         return self._accounts[container.name]
+
+    def stats(self):
+        """What this engine did so far: the structural costs the performance tests assert."""
+        reads = dict(MountTable.reads)
+        views = [v for v in self._views.values() if v is not None]
+        return {'host_mountinfo_reads': reads.get('self', 0),
+                'container_mountinfo_reads': dict((v.name, reads.get(str(v.pid), 0)) for v in views),
+                'userns_created': self.thunks.userns.created,
+                'container_entries': dict((v.name, v.entries) for v in views),
+                'containers_read': len(self._containers),
+                'passwd_reads': len(self._accounts)}
 
     def close(self):
         for view in self._views.values():

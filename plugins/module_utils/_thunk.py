@@ -27,7 +27,7 @@ import subprocess
 from ansible_collections.lxcex.share.plugins.module_utils import _kernel
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._idmap import Idmap
-from ansible_collections.lxcex.share.plugins.module_utils._mountinfo import MountTable
+from ansible_collections.lxcex.share.plugins.module_utils._mountinfo import MountEntry, MountTable
 from ansible_collections.lxcex.share.plugins.module_utils._state import StateStore
 from ansible_collections.lxcex.share.plugins.module_utils._userns import UsernsCache
 
@@ -324,16 +324,24 @@ class Thunks(object):
         mnt_id, dummy, unique = _kernel.statx_mount(path)
         self.state.save({'path': path, 'src': src, 'idmap': idmap.to_dict(), 'readonly': bool(readonly),
                          'mount_id': mnt_id, 'created': created})
-        self._forget_mounts()
+        self._note_mount(path, src, src_stat, readonly, mnt_id, fstype)
         return True, before, after
+
+    def _note_mount(self, path, src, src_stat, readonly, mnt_id, fstype):
+        """Add the mount just made to the table, as mountinfo would show it (no re-read)."""
+        real = os.path.realpath(src)
+        under = self.mounts.containing(real)
+        root = real
+        if under is not None:
+            rel = os.path.relpath(real, under.mount_point)
+            root = os.path.normpath(os.path.join(under.root, rel)) if rel != '.' else under.root
+        dev = under.dev if under is not None else (os.major(src_stat.st_dev), os.minor(src_stat.st_dev))
+        self.mounts.add(MountEntry(mnt_id, -1, dev, root, path, ('ro' if readonly else 'rw', 'idmapped'), (),
+                                   fstype or '', '', ()))
 
     def _fstype_of(self, src):
         entry = self.mounts.containing(os.path.realpath(src))
         return entry.fstype if entry else None
-
-    def _forget_mounts(self):
-        """The mount table changed under us; read it again when next needed."""
-        self._mounts = None
 
     @staticmethod
     def _public(cur, src):
@@ -365,7 +373,7 @@ class Thunks(object):
         try:
             while cur is not None and cur['managed']:
                 self._umount(path)
-                self._forget_mounts()
+                self.mounts.remove(path)
                 cur = self.current(path)
         except _kernel.KernelError as e:
             raise ThunkError('cannot unmount %s: %s' % (path, e))
