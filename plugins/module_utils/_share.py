@@ -273,6 +273,8 @@ class Engine(object):
                         _fail(results[id(share)], str(e))
             self._apply_sharetab(container, [s for s in group if s.persist and not results[id(s)].get('failed')],
                                  results)
+        if not self.check_mode:
+            self.state.flush()
         return [results[id(s)] for s in shares]
 
     @staticmethod
@@ -384,8 +386,10 @@ class Engine(object):
                 pass
         return done
 
-    def live_key(self, share):
-        return 'live:%s:%s' % (share.container.directory, share.dest)
+    @staticmethod
+    def live_key(share):
+        """Record key of a live mount; records of one container share one state file."""
+        return '%s/live\0%s' % (share.container.directory, share.dest)
 
     def _apply_running(self, container, view, shares, results):
         present = [s for s in shares if s.state == 'present' and s.live]

@@ -112,7 +112,11 @@ class Thunks(object):
         return self._mounts
 
     def close(self):
-        self.userns.close()
+        """Write the records of this pass and release the user namespaces."""
+        try:
+            self.state.flush()
+        finally:
+            self.userns.close()
 
     # -- reading ---------------------------------------------------------
 

@@ -1,0 +1,339 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark of lxcex.share against the per-share approaches.
+
+On this machine it makes 10 running busybox containers and 1000 source
+directories, then measures, for N shares spread over 1 and 10 containers:
+
+- the batch path: one play with lxcex.share.lxc_share ``shares:`` for the
+  first apply, a no-change re-apply and the removal (end to end, and the
+  module's own work as the module reports it in ``stats.seconds``);
+- the reference approach: one process per share (the project's own manual
+  command ``lxcex-share SRC CONTAINER USER DEST``);
+- an Ansible loop of single-share lxc_share tasks;
+- the container-start hook with 100 shares in the sharetab.
+
+It prints a table of medians with min-max, per-share costs and ratios to the
+batch path, and with --write-results writes bench/RESULTS.md.  Everything it
+made is removed at the end, also when it fails.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONTAINERS = 10
+BASE = 800000000
+PYTHON = sys.executable
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, **kw).stdout.decode('utf-8', 'replace')
+
+
+class Bench(object):
+    def __init__(self, args):
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix='lxcex-bench-', dir='/var/tmp')
+        os.chmod(self.work, 0o755)  # unprivileged container roots must reach their rootfs
+        self.lxcpath = os.path.join(self.work, 'lxc')
+        self.thunks = os.path.join(self.work, 'thunks')
+        self.names = ['bench%02d' % i for i in range(CONTAINERS)]
+        self.rows = []
+
+    # -- setup and cleanup -------------------------------------------------
+
+    def setup(self):
+        os.makedirs(self.lxcpath)
+        os.makedirs(os.path.join(self.work, 'src'))
+        for i in range(max(self.args.sizes)):
+            d = self.src(i)
+            os.mkdir(d)
+            with open(os.path.join(d, 'f.txt'), 'w') as f:
+                f.write('data %d\n' % i)
+            os.chown(os.path.join(d, 'f.txt'), 7000, 7000)
+            os.chown(d, 7000, 7000)
+        for n, name in enumerate(self.names):
+            base = BASE + n * 65536
+            conf = os.path.join(self.work, name + '.conf')
+            with open(conf, 'w') as f:
+                f.write('lxc.net.0.type = empty\nlxc.apparmor.profile = unconfined\n'
+                        'lxc.idmap = u 0 %d 65536\nlxc.idmap = g 0 %d 65536\n' % (base, base))
+            sh(['lxc-create', '-P', self.lxcpath, '-n', name, '-t', 'busybox', '-f', conf])
+            with open(os.path.join(self.lxcpath, name, 'rootfs/etc/passwd'), 'a') as f:
+                f.write('u:x:1000:100::/home/u:/bin/sh\n')
+            sh(['lxc-start', '-P', self.lxcpath, '-n', name])
+            sh(['lxc-wait', '-P', self.lxcpath, '-n', name, '-s', 'RUNNING', '-t', '20'])
+        # The manual command and hook program, running this checkout's module_utils.
+        self.cli = os.path.join(self.work, 'lxcex-share')
+        with open(self.cli, 'w') as f:
+            f.write('#!%s\nimport sys\nsys.path.insert(0, %r)\n'
+                    'from ansible_collections.lxcex.share.plugins.module_utils._cli import main\n'
+                    'sys.exit(main())\n' % (PYTHON, os.environ['ANSIBLE_COLLECTIONS_PATH']))
+        os.chmod(self.cli, 0o755)
+        with open(os.path.join(self.work, 'inventory'), 'w') as f:
+            f.write('localhost ansible_connection=local ansible_python_interpreter=%s\n' % PYTHON)
+        with open(os.path.join(self.work, 'batch.yml'), 'w') as f:
+            f.write('- hosts: localhost\n  gather_facts: false\n  tasks:\n'
+                    '    - lxcex.share.lxc_share:\n'
+                    '        shares: "{{ lookup(\'file\', shares_file) | from_json }}"\n'
+                    '        lxcpath: %s\n        thunks_dir: %s\n' % (self.lxcpath, self.thunks))
+        with open(os.path.join(self.work, 'loop.yml'), 'w') as f:
+            f.write('- hosts: localhost\n  gather_facts: false\n  tasks:\n'
+                    '    - lxcex.share.lxc_share:\n'
+                    '        src: "{{ item.src }}"\n        container: "{{ item.container }}"\n'
+                    '        user: "{{ item.user }}"\n        dest: "{{ item.dest }}"\n'
+                    '        lxcpath: %s\n        thunks_dir: %s\n'
+                    '      loop: "{{ lookup(\'file\', shares_file) | from_json }}"\n' % (self.lxcpath, self.thunks))
+
+    def cleanup(self):
+        for name in self.names:
+            if os.path.exists(os.path.join(self.lxcpath, name, 'config')):
+                subprocess.run(['lxc-stop', '-P', self.lxcpath, '-n', name, '-k'], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, check=False)
+        prefix = self.work + '/'
+        for _ in range(3):
+            with open('/proc/self/mountinfo') as f:
+                points = [l.split()[4] for l in f if l.split()[4].startswith(prefix)]
+            for p in sorted(points, reverse=True):
+                subprocess.run(['umount', '-l', p.encode().decode('unicode_escape')], check=False,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open('/proc/self/mountinfo') as f:
+            if any(l.split()[4].startswith(prefix) for l in f):
+                print('cleanup: mounts left below %s; not removing it' % self.work)
+                return
+        for name in self.names:
+            if os.path.exists(os.path.join(self.lxcpath, name, 'config')):
+                subprocess.run(['lxc-destroy', '-P', self.lxcpath, '-n', name, '-f'], stdout=subprocess.DEVNULL,
+                               check=False)
+        shutil.rmtree(self.work)
+
+    # -- helpers ------------------------------------------------------------
+
+    def src(self, i):
+        return os.path.join(self.work, 'src', 'd%04d' % i)
+
+    def shares(self, n, c, state='present'):
+        return [{'src': self.src(i), 'container': self.names[i % c], 'user': 'u', 'dest': '/home/u/s%d' % i,
+                 'state': state} for i in range(n)]
+
+    def play(self, playbook, shares):
+        path = os.path.join(self.work, 'shares.json')
+        with open(path, 'w') as f:
+            json.dump(shares, f)
+        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK='ansible.builtin.minimal')
+        t0 = time.perf_counter()
+        proc = subprocess.run(['ansible-playbook', '-i', os.path.join(self.work, 'inventory'),
+                               os.path.join(self.work, playbook), '-e', 'shares_file=%s' % path],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
+        elapsed = time.perf_counter() - t0
+        text = proc.stdout.decode('utf-8', 'replace')
+        try:
+            res = json.loads(text[text.index('{'):text.rindex('}') + 1])
+        except ValueError:
+            raise RuntimeError('%s: no result in its output: %s %s' % (playbook, text[-2000:], proc.stderr.decode()[-2000:]))
+        if proc.returncode != 0 or res.get('failed'):
+            raise RuntimeError('%s failed: %s' % (playbook, res.get('msg') or proc.stderr.decode()[-2000:]))
+        module = res.get('stats', {}).get('seconds')
+        return elapsed, module, res
+
+    def record(self, method, phase, n, c, times, module_times=None):
+        self.rows.append({'method': method, 'phase': phase, 'n': n, 'c': c, 'times': times,
+                          'module': module_times or []})
+        print('%-12s %-9s N=%-5d C=%-3d median %8.3f s  (min %.3f max %.3f)%s' % (
+            method, phase, n, c, statistics.median(times), min(times), max(times),
+            '  module %.3f s' % statistics.median(module_times) if module_times else ''), flush=True)
+
+    def mounts_in(self, name):
+        out = sh(['lxc-attach', '-P', self.lxcpath, '-n', name, '--', 'cat', '/proc/self/mountinfo'])
+        return sum(1 for l in out.splitlines() if ' /home/u/s' in l)
+
+    # -- measurements ---------------------------------------------------------
+
+    def batch(self, n, c):
+        phases = {'apply': ([], []), 'noop': ([], []), 'remove': ([], [])}
+        for rep in range(self.args.reps):
+            for phase, state in (('apply', 'present'), ('noop', 'present'), ('remove', 'absent')):
+                elapsed, module, res = self.play('batch.yml', self.shares(n, c, state))
+                expect = phase != 'noop'
+                if bool(res.get('changed')) != expect:
+                    raise RuntimeError('batch %s N=%d C=%d: changed=%s' % (phase, n, c, res.get('changed')))
+                if phase == 'apply' and rep == 0:
+                    seen = sum(self.mounts_in(name) for name in self.names[:c])
+                    if seen != n:
+                        raise RuntimeError('batch apply N=%d C=%d: %d live mounts inside' % (n, c, seen))
+                phases[phase][0].append(elapsed)
+                phases[phase][1].append(module)
+        for phase in ('apply', 'noop', 'remove'):
+            self.record('batch', phase, n, c, *phases[phase])
+
+    def per_process(self, n, c):
+        t0 = time.perf_counter()
+        for s in self.shares(n, c):
+            sh([self.cli, '--lxcpath', self.lxcpath, '--thunks-dir', self.thunks, s['src'], s['container'], s['user'],
+                s['dest']])
+        self.record('per-process', 'apply', n, c, [time.perf_counter() - t0])
+        self.play('batch.yml', self.shares(n, c, 'absent'))
+
+    def loop(self, n, c):
+        elapsed, dummy, dummy2 = self.play('loop.yml', self.shares(n, c))
+        self.record('ansible-loop', 'apply', n, c, [elapsed])
+        self.play('batch.yml', self.shares(n, c, 'absent'))
+
+    def hook(self, n=100):
+        name = self.names[0]
+        self.play('batch.yml', self.shares(n, 1))
+        hooks = os.path.join(self.work, 'hooks.yml')
+
+        def set_hooks(state):
+            with open(hooks, 'w') as f:
+                f.write('- hosts: localhost\n  gather_facts: false\n  tasks:\n'
+                        '    - lxcex.share.lxc_share_hooks:\n        containers: [%s]\n        state: %s\n'
+                        '        program: %s\n        lxcpath: %s\n        thunks_dir: %s\n'
+                        % (name, state, self.cli, self.lxcpath, self.thunks))
+            sh(['ansible-playbook', '-i', os.path.join(self.work, 'inventory'), hooks])
+
+        def restart():
+            sh(['lxc-stop', '-P', self.lxcpath, '-n', name, '-k'])
+            t0 = time.perf_counter()
+            sh(['lxc-start', '-P', self.lxcpath, '-n', name])
+            sh(['lxc-wait', '-P', self.lxcpath, '-n', name, '-s', 'RUNNING', '-t', '30'])
+            return time.perf_counter() - t0
+
+        without, with_hook = [], []
+        for dummy in range(self.args.reps):
+            set_hooks('absent')
+            without.append(restart())
+            set_hooks('present')
+            with_hook.append(restart())
+            if self.mounts_in(name) != n:
+                raise RuntimeError('hook: %d of %d shares came back at start' % (self.mounts_in(name), n))
+        self.record('start', 'no-hook', n, 1, without)
+        self.record('start', 'hook', n, 1, with_hook)
+        set_hooks('absent')
+        self.play('batch.yml', self.shares(n, 1, 'absent'))
+
+    def run(self):
+        a = self.args
+        for n in a.sizes:
+            for c in (1, CONTAINERS):
+                self.batch(n, c)
+        for n in [s for s in a.sizes if s <= a.per_process_max]:
+            for c in (1, CONTAINERS):
+                self.per_process(n, c)
+        for n in [s for s in a.sizes if s <= a.loop_max]:
+            for c in (1, CONTAINERS):
+                self.loop(n, c)
+        self.hook()
+
+    # -- report ---------------------------------------------------------------
+
+    def find(self, method, phase, n, c):
+        for r in self.rows:
+            if (r['method'], r['phase'], r['n'], r['c']) == (method, phase, n, c):
+                return r
+        return None
+
+    def table(self):
+        lines = ['| method | phase | N | containers | median s | min-max s | per share ms | module s (median) '
+                 '| x batch apply |', '|---|---|---:|---:|---:|---:|---:|---:|---:|']
+        for r in self.rows:
+            med = statistics.median(r['times'])
+            base = self.find('batch', 'apply', r['n'], r['c'])
+            ratio = ''
+            if base and r['method'] != 'batch' and r['method'] != 'start':
+                ratio = '%.1f' % (med / statistics.median(base['times']))
+            lines.append('| %s | %s | %d | %d | %.3f | %.3f-%.3f | %.2f | %s | %s |' % (
+                r['method'], r['phase'], r['n'], r['c'], med, min(r['times']), max(r['times']), 1000 * med / r['n'],
+                '%.3f' % statistics.median(r['module']) if r['module'] else '', ratio))
+        return '\n'.join(lines)
+
+    def targets(self):
+        out = []
+
+        def med(method, phase, n, c, module=False):
+            r = self.find(method, phase, n, c)
+            if r is None:
+                return None
+            return statistics.median(r['module'] if module else r['times'])
+
+        def check(text, value, limit, fmt='%.3f s'):
+            if value is None:
+                out.append('| %s | not measured | %s |  |' % (text, fmt % limit))
+            else:
+                out.append('| %s | %s | %s | %s |' % (text, fmt % value, fmt % limit, 'met' if value < limit else 'MISSED'))
+
+        out.append('| target | measured | limit | |')
+        out.append('|---|---:|---:|---|')
+        check('500 shares into 10 containers, first apply, end to end', med('batch', 'apply', 500, 10), 5.0)
+        check('500 shares into 10 containers, first apply, module work', med('batch', 'apply', 500, 10, True), 1.0)
+        check('no-change re-apply of those 500, end to end', med('batch', 'noop', 500, 10), 2.5)
+        check('no-change re-apply of those 500, module work', med('batch', 'noop', 500, 10, True), 0.3)
+        for c in (1, CONTAINERS):
+            a, b = med('batch', 'apply', 1000, c, True), med('batch', 'apply', 100, c, True)
+            if a is not None and b is not None:
+                check('module per-share cost N=1000 / N=100, %d container(s), first apply' % c,
+                      (a / 1000) / (b / 100), 1.3, '%.2f')
+        h, s = med('start', 'hook', 100, 1), med('start', 'no-hook', 100, 1)
+        if h is not None:
+            check('container start with 100 shares: time the hook adds', h - s, 0.5)
+        for c in (1, CONTAINERS):
+            p, b = med('per-process', 'apply', 500, c), med('batch', 'apply', 500, c)
+            if p is not None and b is not None:
+                out.append('| batch vs one process per share, N=500, %d container(s) | %.0fx faster | 100x | %s |'
+                           % (c, p / b, 'met' if p / b >= 100 else 'MISSED'))
+        return '\n'.join(out)
+
+    def machine(self):
+        cpu = ''
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+        return '%s, %d cores, kernel %s, Python %s, %s' % (cpu, os.cpu_count(), platform.release(),
+                                                          platform.python_version(),
+                                                          datetime.date.today().isoformat())
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--reps', type=int, default=3)
+    p.add_argument('--sizes', default='10,100,500,1000')
+    p.add_argument('--per-process-max', type=int, default=500)
+    p.add_argument('--loop-max', type=int, default=100)
+    p.add_argument('--write-results', action='store_true')
+    args = p.parse_args()
+    args.sizes = [int(x) for x in args.sizes.split(',')]
+    if os.geteuid() != 0:
+        sys.exit('bench: run me as root')
+    bench = Bench(args)
+    try:
+        bench.setup()
+        bench.run()
+    finally:
+        bench.cleanup()
+    table, targets, machine = bench.table(), bench.targets(), bench.machine()
+    print('\n' + machine + '\n\n' + table + '\n\n' + targets)
+    if args.write_results:
+        with open(os.path.join(ROOT, 'bench', 'RESULTS.md'), 'w') as f:
+            f.write('# lxcex.share benchmark results\n\nMachine: %s.\n\nCommand: `bash bench/run.sh --write-results` '
+                    '(%d runs per batch measurement; the per-process and Ansible-loop approaches once per size).\n\n'
+                    '## Measurements\n\n%s\n\n## Targets\n\n%s\n' % (machine, args.reps, table, targets))
+
+
+if __name__ == '__main__':
+    main()
