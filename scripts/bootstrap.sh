@@ -9,7 +9,7 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
 apt_needed=()
-for pkg in lxc busybox-static uidmap util-linux e2fsprogs shellcheck; do
+for pkg in lxc busybox-static uidmap util-linux e2fsprogs shellcheck python3-apt; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || apt_needed+=("$pkg")
 done
 if [ ${#apt_needed[@]} -gt 0 ]; then

@@ -70,6 +70,7 @@ def _parser():
     p.add_argument('--thunks-size', default=DEFAULT_THUNKS_SIZE, help='its size when mounted (default %(default)s)')
     p.add_argument('--backend', choices=('native', 'mount-idmapped'), default='native',
                    help='how thunks are made (default %(default)s)')
+    p.add_argument('--mount-idmapped', help='the mount-idmapped program (default: searched in PATH)')
     p.add_argument('--strict', action='store_true', help='as a hook, fail the container start on a broken share')
     p.add_argument('--remove', action='store_true', help='remove the share CONTAINER DEST')
     p.add_argument('--ro', action='store_true', help='share read-only')
@@ -80,9 +81,11 @@ def _parser():
     return p
 
 
-def _engine(opts, lxcpath=None, pids=None, check_mode=False):
+def _engine(opts, lxcpath=None, pids=None, check_mode=False, backend=None):
+    backend = backend or opts.backend
     return Engine(lxcpath or opts.lxcpath or default_lxcpath(), opts.thunks_dir, opts.thunks_size,
-                  check_mode=check_mode, pids=pids, backend=opts.backend)
+                  check_mode=check_mode, pids=pids, backend=backend,
+                  mount_idmapped=opts.mount_idmapped if backend == 'mount-idmapped' else None)
 
 
 def _report(out, results):
@@ -123,7 +126,12 @@ def hook(opts, env, out):
         out.error('hook: config %s is not in a directory named %s' % (config, name))
         return 2
     if hook_type == 'post-stop':
-        engine = _engine(opts, lxcpath)
+        try:
+            # Releasing only unmounts: it needs no backend program.
+            engine = _engine(opts, lxcpath, backend='native')
+        except ShareError as e:
+            out.error(str(e))
+            return 1 if opts.strict else 0
         try:
             for path in engine.release(name):
                 out.info('unmounted thunk %s' % path)
@@ -158,7 +166,7 @@ def hook(opts, env, out):
 
 def list_shares(opts, out):
     """Every share of every container (or of those named) with its state: live, recorded or broken."""
-    engine = _engine(opts, check_mode=True)
+    engine = _engine(opts, check_mode=True, backend='native')
     names = opts.args[1:] or containers_with_sharetab(engine.lxcpath)
     rows = []
     try:

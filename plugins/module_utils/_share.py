@@ -74,12 +74,13 @@ class Share(object):
 
 class Engine(object):
     def __init__(self, lxcpath, thunks_dir=DEFAULT_THUNKS_DIR, thunks_size=DEFAULT_THUNKS_SIZE,
-                 check_mode=False, thunks=None, pids=None, backend='native', run_command=None):
+                 check_mode=False, thunks=None, pids=None, backend='native', run_command=None, mount_idmapped=None):
         self.lxcpath = lxcpath.rstrip('/') or '/'
         self.thunks_dir = canonical_target(thunks_dir)
         self.thunks_size = thunks_size
         self.check_mode = check_mode
-        self.thunks = thunks or Thunks(check_mode=check_mode, backend=backend, run_command=run_command)
+        self.thunks = thunks or Thunks(check_mode=check_mode, backend=backend, run_command=run_command,
+                                       mount_idmapped=mount_idmapped)
         self.state = self.thunks.state
         self._containers = {}
         self._accounts = {}

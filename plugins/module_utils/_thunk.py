@@ -75,8 +75,12 @@ def kernel_message(err, src=None, fstype=None, where=None):
     return str(err)
 
 
-def find_mount_idmapped():
-    """Path of the mount-idmapped program; ShareError when it is not installed."""
+def find_mount_idmapped(path=None):
+    """Path of the mount-idmapped program (path, else searched); ShareError when it is not installed."""
+    if path:
+        if not os.path.isfile(path) or not os.access(path, os.X_OK):
+            raise ThunkError('backend mount-idmapped: %s is not an executable program' % path)
+        return path
     search = os.pathsep.join([os.environ.get('PATH', ''), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin'])
     found = shutil.which('mount-idmapped', path=search)
     if not found:
@@ -99,8 +103,8 @@ class Thunks(object):
         self.backend = backend
         self.run_command = run_command or _run_command
         self.mount_idmapped = mount_idmapped
-        if backend == 'mount-idmapped' and not mount_idmapped:
-            self.mount_idmapped = find_mount_idmapped()
+        if backend == 'mount-idmapped':
+            self.mount_idmapped = find_mount_idmapped(mount_idmapped)
         self.state = state or StateStore()
         self._mounts = mounts
         self.userns = userns or UsernsCache()
@@ -308,7 +312,8 @@ class Thunks(object):
                 if new_fd is not None:
                     self._attach_native(new_fd, path)
                 else:
-                    self._attach_mount_idmapped('/proc/self/fd/%d' % src_fd, path, idmap, readonly)
+                    # The program is another process: it reaches our fd through our pid.
+                    self._attach_mount_idmapped('/proc/%d/fd/%d' % (os.getpid(), src_fd), path, idmap, readonly)
             except BaseException:
                 if old_fd is not None:
                     _kernel.move_mount(old_fd, path)

@@ -108,6 +108,10 @@ options:
     type: str
     choices: [native, mount-idmapped]
     default: native
+  mount_idmapped:
+    description: Path of the C(mount-idmapped) program with O(backend=mount-idmapped); searched in E(PATH) and
+      C(/usr/local/bin) when not given.
+    type: path
   lxcpath:
     description: Where the containers live. Defaults to C(lxc-config lxc.lxcpath), else C(/var/lib/lxc).
     type: path
@@ -275,6 +279,7 @@ def main():
                     required_if=[('state', 'present', ('src', 'user'))]),
         exclusive=dict(type='str', choices=['none', 'listed', 'all'], default='none'),
         backend=dict(type='str', choices=['native', 'mount-idmapped'], default='native'),
+        mount_idmapped=dict(type='path'),
         lxcpath=dict(type='path'),
         thunks_dir=dict(type='path', default='/mnt/share-thunks'),
         thunks_size=dict(type='str', default='1M'),
@@ -296,7 +301,8 @@ def main():
     requests = p['shares'] if batch else [dict((k, p[k]) for k in SHARE_KEYS)]
     try:
         engine = Engine(p['lxcpath'] or default_lxcpath(), p['thunks_dir'], p['thunks_size'],
-                        check_mode=module.check_mode, backend=p['backend'], run_command=module.run_command)
+                        check_mode=module.check_mode, backend=p['backend'], run_command=module.run_command,
+                        mount_idmapped=p['mount_idmapped'])
     except ShareError as e:
         module.fail_json(msg=str(e))
     try:

@@ -44,6 +44,9 @@ options:
     type: str
     choices: [native, mount-idmapped]
     default: native
+  mount_idmapped:
+    description: Path of the C(mount-idmapped) program the hook runs with O(backend=mount-idmapped).
+    type: path
   lxcpath:
     description: Where the containers live. Defaults to C(lxc-config lxc.lxcpath), else C(/var/lib/lxc).
     type: path
@@ -119,6 +122,7 @@ def main():
             program=dict(type='path', default='/usr/local/bin/lxcex-share'),
             strict=dict(type='bool', default=False),
             backend=dict(type='str', choices=['native', 'mount-idmapped'], default='native'),
+            mount_idmapped=dict(type='path'),
             lxcpath=dict(type='path'),
             thunks_dir=dict(type='path', default='/mnt/share-thunks'),
             thunks_size=dict(type='str', default='1M'),
@@ -131,6 +135,8 @@ def main():
     args = ['--thunks-dir', p['thunks_dir'], '--thunks-size', p['thunks_size']]
     if p['backend'] != 'native':
         args += ['--backend', p['backend']]
+        if p['mount_idmapped']:
+            args += ['--mount-idmapped', p['mount_idmapped']]
     if p['strict']:
         args.append('--strict')
     lines = _lxcconf.block_lines(p['program'], args) if p['state'] == 'present' else None
