@@ -145,6 +145,16 @@ def umount(path, detach=False):
     return _check(lib.umount2(_b(path), flags), 'umount', path)
 
 
+def umount_or_detach(path):
+    """Unmount path; a busy mount is detached (MNT_DETACH) instead."""
+    try:
+        return umount(path)
+    except KernelError as e:
+        if e.errno != errno.EBUSY:
+            raise
+        return umount(path, detach=True)
+
+
 def setns(fd, nstype):
     return _check(libc().setns(ctypes.c_int(fd), ctypes.c_int(nstype)), 'setns')
 

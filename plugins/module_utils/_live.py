@@ -174,13 +174,7 @@ def _umount_at(root_fd, dest):
     parent_fd, dummy, dummy2 = walk(root_fd, posixpath.dirname(resolved), 'dest parent')
     try:
         os.fchdir(parent_fd)
-        name = posixpath.basename(resolved)
-        try:
-            _kernel.umount(name)
-        except _kernel.KernelError as e:
-            if e.errno != errno.EBUSY:
-                raise
-            _kernel.umount(name, detach=True)
+        _kernel.umount_or_detach(posixpath.basename(resolved))
     finally:
         os.close(parent_fd)
 

@@ -240,14 +240,6 @@ class Thunks(object):
             finally:
                 os.close(fd)
 
-    def _umount(self, path):
-        try:
-            _kernel.umount(path)
-        except _kernel.KernelError as e:
-            if e.errno != errno.EBUSY:
-                raise
-            _kernel.umount(path, detach=True)
-
     def present(self, path, src, idmap, readonly=False, create_path=True, src_fd=None):
         """Ensure an idmapped bind mount of src at path.
 
@@ -306,7 +298,7 @@ class Thunks(object):
             if cur is not None:
                 # Keep a clone of the old mount to put back if attaching fails.
                 old_fd = _kernel.open_tree(path)
-                self._umount(path)
+                _kernel.umount_or_detach(path)
                 self.mounts.remove(path)
             try:
                 if new_fd is not None:
@@ -381,7 +373,7 @@ class Thunks(object):
             return True, before, after
         try:
             while cur is not None and cur['managed']:
-                self._umount(path)
+                _kernel.umount_or_detach(path)
                 self.mounts.remove(path)
                 cur = self.current(path)
         except _kernel.KernelError as e:
