@@ -37,8 +37,9 @@ from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
 from ansible_collections.lxcex.share.plugins.module_utils._converge import (
     containers_with_sharetab, converge, entry_request, sharetab_path)
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
-from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath
+from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath, restarted
 from ansible_collections.lxcex.share.plugins.module_utils._share import DEFAULT_THUNKS_DIR, DEFAULT_THUNKS_SIZE, Engine
+from ansible_collections.lxcex.share.plugins.module_utils._sharetab import DirLock
 
 PROG = 'lxcex-share'
 HOOK_TYPES = ('pre-start', 'pre-mount', 'mount', 'autodev', 'start-host', 'start', 'stop', 'post-stop', 'clone',
@@ -125,24 +126,38 @@ def hook(opts, env, out):
     if os.path.basename(directory) != name:
         out.error('hook: config %s is not in a directory named %s' % (config, name))
         return 2
-    if hook_type == 'post-stop':
-        try:
-            # Releasing only unmounts: it needs no backend program.
-            engine = _engine(opts, lxcpath, backend='native')
-        except ShareError as e:
-            out.error(str(e))
-            return 1 if opts.strict else 0
-        try:
-            for path in engine.release(name):
-                out.info('unmounted thunk %s' % path)
-        except ShareError as e:
-            out.error(str(e))
-            return 1 if opts.strict else 0
-        finally:
-            engine.close()
+    if hook_type not in ('start-host', 'post-stop'):
         return 0
-    if hook_type != 'start-host':
+    # The start-host of a new instance and the post-stop of the old one, which
+    # LXC may run at the same time, take turns on the container's lock.
+    with DirLock(directory):
+        if hook_type == 'post-stop':
+            return _post_stop(opts, out, lxcpath, name)
+        return _start_host(opts, env, out, lxcpath, directory, name)
+
+
+def _post_stop(opts, out, lxcpath, name):
+    if restarted(lxcpath, name):
+        out.info('the container runs again: its thunks stay')
         return 0
+    try:
+        # Releasing only unmounts: it needs no backend program.
+        engine = _engine(opts, lxcpath, backend='native')
+    except ShareError as e:
+        out.error(str(e))
+        return 1 if opts.strict else 0
+    try:
+        for path in engine.release(name):
+            out.info('unmounted thunk %s' % path)
+    except ShareError as e:
+        out.error(str(e))
+        return 1 if opts.strict else 0
+    finally:
+        engine.close()
+    return 0
+
+
+def _start_host(opts, env, out, lxcpath, directory, name):
     pid = env.get('LXC_PID', '')
     if not pid.isdigit():
         out.error('hook start-host: LXC_PID is not set')

@@ -167,8 +167,20 @@ def _read_bytes(path):
         return None
 
 
-def monitor_pids():
-    """{(lxcpath, name): monitor pid} for every running container on the host."""
+def _ppid(pid):
+    stat = _read_bytes('/proc/%d/stat' % pid) or b''
+    try:
+        return int(stat[stat.rindex(b')') + 2:].split()[1])
+    except (ValueError, IndexError):
+        return 0
+
+
+def monitors():
+    """{'LXCPATH NAME': [pids]} of the processes titled '[lxc monitor] LXCPATH NAME'.
+
+    While a container starts, its init is a fork of the monitor that still
+    carries the monitor's title, so a key may have more than one pid.
+    """
     found = {}
     for entry in os.listdir('/proc'):
         if not entry.isdigit():
@@ -177,8 +189,32 @@ def monitor_pids():
         if not cmdline or not cmdline.startswith(b'[lxc monitor] '):
             continue
         text = cmdline.rstrip(b'\0').decode('utf-8', 'surrogateescape')[len('[lxc monitor] '):]
-        found[text] = int(entry)
+        found.setdefault(text, []).append(int(entry))
     return found
+
+
+def monitor_pids():
+    """{'LXCPATH NAME': monitor pid} for every running container on the host."""
+    out = {}
+    for key, pids in monitors().items():
+        roots = [p for p in pids if _ppid(p) not in pids] or pids
+        out[key] = roots[0]
+    return out
+
+
+def restarted(lxcpath, name):
+    """True when another instance of the container runs than the one this process descends from.
+
+    A post-stop hook runs in the old monitor, which may outlive lxc-stop: by
+    then the container may have been started again.
+    """
+    ancestors = set()
+    pid = os.getpid()
+    while pid > 1 and pid not in ancestors:
+        ancestors.add(pid)
+        pid = _ppid(pid)
+    pids = monitors().get('%s %s' % (lxcpath.rstrip('/') or '/', name), [])
+    return any(p not in ancestors for p in pids)
 
 
 def _pidns(pid):
