@@ -69,6 +69,9 @@ step "a share removed from the inventory is removed live and from the sharetab, 
 step "the manual command and list"
 "${PB[@]}" manual.yml
 
+step "a broken share: logged and started by default, start refused with strict"
+"${PB[@]}" strict.yml
+
 step "source data intact"
 "${PB[@]}" -e phase=final verify.yml
 echo "lxcex_share_role: all steps passed"
