@@ -35,7 +35,7 @@ import syslog
 
 from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
 from ansible_collections.lxcex.share.plugins.module_utils._converge import (
-    containers_with_sharetab, converge, entry_request, sharetab_path)
+    containers_with_sharetab, converge, sharetab_path)
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath, restarted
 from ansible_collections.lxcex.share.plugins.module_utils._share import DEFAULT_THUNKS_DIR, DEFAULT_THUNKS_SIZE, Engine
@@ -166,7 +166,7 @@ def _start_host(opts, env, out, lxcpath, directory, name):
     requests = []
     for line, entry in _sharetab.parse(_sharetab.read(os.path.join(directory, 'sharetab'))):
         if entry is not None:
-            requests.append(entry_request(name, entry, persist=False))
+            requests.append(_sharetab.request_of(name, entry, persist=False))
         elif line.strip() and not line.lstrip().startswith('#'):
             broken += 1
             out.error('sharetab line %r cannot be read' % line.rstrip('\n'))
@@ -197,7 +197,7 @@ def list_shares(opts, out):
             if not running:
                 rows.extend((name, e.dest, e.src, e.user, 'recorded', 'container stopped') for e in entries)
                 continue
-            requests = [entry_request(name, e, persist=False) for e in entries]
+            requests = [_sharetab.request_of(name, e, persist=False) for e in entries]
             for entry, res in zip(entries, converge(engine, requests)):
                 if res.get('failed'):
                     state, detail = 'broken', res['msg']

@@ -25,18 +25,6 @@ SHARE_KEYS = ('src', 'container', 'user', 'group', 'dest', 'state', 'readonly', 
               'live', 'allow_root')
 
 
-def entry_request(container, entry, **extra):
-    """The request a sharetab line stands for."""
-    opts = entry.options
-    req = {'src': entry.src, 'container': container, 'user': entry.user, 'dest': entry.dest, 'state': 'present',
-           'readonly': 'ro' in opts, 'group': opts.get('group'), 'allow_root': 'allow_root' in opts,
-           'src_uid': int(opts['uid']) if (opts.get('uid') or '').isdigit() else None,
-           'src_gid': int(opts['gid']) if (opts.get('gid') or '').isdigit() else None,
-           'persist': True, 'live': True}
-    req.update(extra)
-    return req
-
-
 def sharetab_path(engine, name):
     return os.path.join(engine.lxcpath, name, SHARETAB)
 

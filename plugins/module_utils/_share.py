@@ -224,20 +224,9 @@ class Engine(object):
         if idmap.involves_root() and not params.get('allow_root'):
             raise ShareError('share of %s to %s:%s maps host root (on-disk %d:%d -> host %d:%d); set allow_root to allow it'
                              % (src, name, dest, src_uid, src_gid, host_uid, host_gid))
-        options = {'managed': None}
-        if share.readonly:
-            options['ro'] = None
-        if params.get('group') not in (None, ''):
-            options['group'] = str(params['group'])
-        if params.get('src_uid') is not None:
-            options['uid'] = str(src_uid)
-        if params.get('src_gid') is not None:
-            options['gid'] = str(src_gid)
-        if params.get('allow_root'):
-            options['allow_root'] = None
         share.__dict__.update(src=src, src_fd=src_fd, idmap=idmap, uid=uid, gid=gid, host_uid=host_uid,
                               host_gid=host_gid, src_uid=src_uid, src_gid=src_gid,
-                              entry=_sharetab.Entry(src, str(params['user']), dest, options))
+                              entry=_sharetab.entry_of(params, src_uid, src_gid))
         return share
 
     def thunk_path(self, container, dest):

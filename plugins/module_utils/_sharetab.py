@@ -72,6 +72,34 @@ class Entry(object):
         return 'Entry(%r)' % self.format()
 
 
+def entry_of(request, src_uid=None, src_gid=None):
+    """The managed sharetab line of a validated share request (the inverse of request_of)."""
+    options = {'managed': None}
+    if request.get('readonly'):
+        options['ro'] = None
+    if request.get('group') not in (None, ''):
+        options['group'] = str(request['group'])
+    if request.get('src_uid') is not None:
+        options['uid'] = str(src_uid if src_uid is not None else request['src_uid'])
+    if request.get('src_gid') is not None:
+        options['gid'] = str(src_gid if src_gid is not None else request['src_gid'])
+    if request.get('allow_root'):
+        options['allow_root'] = None
+    return Entry(request['src'], str(request['user']), normalize_dest(request['dest']), options)
+
+
+def request_of(container, entry, **extra):
+    """The share request a sharetab line stands for (the inverse of entry_of)."""
+    opts = entry.options
+    req = {'src': entry.src, 'container': container, 'user': entry.user, 'dest': entry.dest, 'state': 'present',
+           'readonly': 'ro' in opts, 'group': opts.get('group'), 'allow_root': 'allow_root' in opts,
+           'src_uid': int(opts['uid']) if (opts.get('uid') or '').isdigit() else None,
+           'src_gid': int(opts['gid']) if (opts.get('gid') or '').isdigit() else None,
+           'persist': True, 'live': True}
+    req.update(extra)
+    return req
+
+
 def normalize_dest(dest):
     return posixpath.normpath(dest) if dest else dest
 

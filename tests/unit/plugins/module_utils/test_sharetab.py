@@ -89,3 +89,22 @@ def test_update_writes_atomically(tmp_path):
     assert not _sharetab.update(path, {'/home/bob/a': entry})[0]
     assert [e.dest for e in _sharetab.entries(path)] == ['/home/bob/a']
     assert sorted(p.name for p in tmp_path.iterdir()) == ['sharetab']
+
+
+@pytest.mark.parametrize('request_', [
+    {'src': '/srv/a b', 'user': 'bob', 'dest': '/home/bob/a/'},
+    {'src': '/srv/a', 'user': 1000, 'dest': '/d', 'readonly': True, 'group': 'staff', 'src_uid': 7000,
+     'src_gid': 7001, 'allow_root': True},
+])
+def test_request_and_line_are_inverse(request_):
+    entry = _sharetab.entry_of(request_)
+    line = _sharetab.parse_line(entry.format() + '\n')
+    back = _sharetab.request_of('ct', line)
+    assert line.managed
+    assert back['src'] == request_['src'] and back['user'] == str(request_['user'])
+    assert back['dest'] == _sharetab.normalize_dest(request_['dest'])
+    for key in ('readonly', 'allow_root'):
+        assert back[key] == bool(request_.get(key))
+    for key in ('group', 'src_uid', 'src_gid'):
+        assert back[key] == request_.get(key)
+    assert _sharetab.entry_of(back) == entry
