@@ -202,10 +202,11 @@ class Engine(object):
             raise ShareError('src %r is not an absolute path' % (src,))
         if params.get('user') in (None, ''):
             raise ShareError('user is required with state=present')
-        if is_inside(canonical_target(src), self.thunks_dir):
-            raise ShareError('src %s is inside the thunks directory %s' % (src, self.thunks_dir))
         src_fd = self._open_src(src)
         self._fds.append(src_fd)
+        # Where src really is, from the fd resolved safely, not from the path again.
+        if is_inside(os.readlink('/proc/self/fd/%d' % src_fd), self.thunks_dir):
+            raise ShareError('src %s is inside the thunks directory %s' % (src, self.thunks_dir))
         st = os.fstat(src_fd)
         if not stat.S_ISDIR(st.st_mode):
             raise ShareError('src %s is not a directory' % src)

@@ -204,23 +204,20 @@ class Thunks(object):
                 break
         return removed
 
-    def _detached(self, src_fd, idmap, readonly, src, fstype):
-        """A detached idmapped clone of the directory behind src_fd."""
+    def _detached(self, src_fd, idmap, readonly, src, under):
+        """A detached idmapped clone of the directory behind src_fd (on the mount under)."""
         fd = _kernel.open_tree('', dirfd=src_fd)
         try:
             flags = _kernel.MOUNT_ATTR_IDMAP | (_kernel.MOUNT_ATTR_RDONLY if readonly else 0)
             _kernel.mount_setattr(fd, flags, self.userns.fd(idmap), what=src)
         except _kernel.KernelError as e:
             os.close(fd)
-            raise ThunkError(kernel_message(e, src=src, fstype=fstype, where=self._mount_point_of(src)))
+            raise ThunkError(kernel_message(e, src=src, fstype=under and under.fstype,
+                                            where=under and under.mount_point))
         except BaseException:
             os.close(fd)
             raise
         return fd
-
-    def _mount_point_of(self, src):
-        entry = self.mounts.containing(src)
-        return entry.mount_point if entry else None
 
     def _attach_native(self, fd, path):
         _kernel.move_mount(fd, path)
@@ -289,12 +286,16 @@ class Thunks(object):
             created = self._makedirs(path)
         elif cur is not None and cur['record']:
             created = cur['record'].get('created', [])
-        fstype = self._fstype_of(src)
+        # Where src really is, read from the fd that was resolved safely (never a path
+        # the container could have redirected since), and the mount it lies on.
+        real = os.readlink('/proc/self/fd/%d' % src_fd)
+        under = self.mounts.containing(real)
+        fstype = under.fstype if under else None
         new_fd = None
         old_fd = None
         try:
             if self.backend == 'native':
-                new_fd = self._detached(src_fd, idmap, readonly, src, fstype)
+                new_fd = self._detached(src_fd, idmap, readonly, src, under)
             if cur is not None:
                 # Keep a clone of the old mount to put back if attaching fails.
                 old_fd = _kernel.open_tree(path)
@@ -313,7 +314,7 @@ class Thunks(object):
         except _kernel.KernelError as e:
             if cur is None:
                 self._rmdirs(created)
-            raise ThunkError(kernel_message(e, src=src, fstype=fstype, where=self._mount_point_of(src)))
+            raise ThunkError(kernel_message(e, src=src, fstype=fstype, where=under and under.mount_point))
         except BaseException:
             if cur is None:
                 self._rmdirs(created)
@@ -325,24 +326,18 @@ class Thunks(object):
         mnt_id, dummy, unique = _kernel.statx_mount(path)
         self.state.save({'path': path, 'src': src, 'idmap': idmap.to_dict(), 'readonly': bool(readonly),
                          'mount_id': mnt_id, 'created': created})
-        self._note_mount(path, src, src_stat, readonly, mnt_id, fstype)
+        self._note_mount(path, real, under, src_stat, readonly, mnt_id)
         return True, before, after
 
-    def _note_mount(self, path, src, src_stat, readonly, mnt_id, fstype):
+    def _note_mount(self, path, real, under, src_stat, readonly, mnt_id):
         """Add the mount just made to the table, as mountinfo would show it (no re-read)."""
-        real = os.path.realpath(src)
-        under = self.mounts.containing(real)
         root = real
         if under is not None:
             rel = os.path.relpath(real, under.mount_point)
             root = os.path.normpath(os.path.join(under.root, rel)) if rel != '.' else under.root
         dev = under.dev if under is not None else (os.major(src_stat.st_dev), os.minor(src_stat.st_dev))
         self.mounts.add(MountEntry(mnt_id, -1, dev, root, path, ('ro' if readonly else 'rw', 'idmapped'), (),
-                                   fstype or '', '', ()))
-
-    def _fstype_of(self, src):
-        entry = self.mounts.containing(os.path.realpath(src))
-        return entry.fstype if entry else None
+                                   under.fstype if under else '', '', ()))
 
     @staticmethod
     def _public(cur, src):
