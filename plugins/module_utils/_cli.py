@@ -37,7 +37,9 @@ from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
 from ansible_collections.lxcex.share.plugins.module_utils._converge import (
     containers_with_sharetab, converge, sharetab_path)
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
+from ansible_collections.lxcex.share.plugins.module_utils._live import ChildTimeout, run_bounded
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath, restarted
+from ansible_collections.lxcex.share.plugins.module_utils._resolve import shown
 from ansible_collections.lxcex.share.plugins.module_utils._share import DEFAULT_THUNKS_DIR, DEFAULT_THUNKS_SIZE, Engine
 from ansible_collections.lxcex.share.plugins.module_utils._sharetab import DirLock
 
@@ -46,22 +48,76 @@ HOOK_TYPES = ('pre-start', 'pre-mount', 'mount', 'autodev', 'start-host', 'start
               'destroy')
 
 
-class _Out(object):
-    def __init__(self, hook=None):
-        self.hook = hook
-        if hook:
-            syslog.openlog(PROG, syslog.LOG_PID, syslog.LOG_DAEMON)
+HOOK_OUTPUT_BUDGET = 3072
+HOOK_LINE_MAX = 300
+DEFAULT_DEADLINE = 30.0
 
-    def info(self, msg):
-        sys.stdout.write(msg + '\n')
+
+class _Out(object):
+    """Messages of the program.
+
+    As a hook, what goes to stdout and stderr is bounded (LXC reads only so
+    much of a hook's output before it waits for the hook to exit, so a hook
+    that writes more blocks the start for ever): details go to syslog, and
+    the standard streams get at most HOOK_OUTPUT_BUDGET bytes, lines cut at
+    HOOK_LINE_MAX characters, then one line saying how many were left out.
+    """
+
+    def __init__(self, hook=None):
+        self._hook = None
+        self.budget = HOOK_OUTPUT_BUDGET
+        self.dropped = 0
+        self.hook = hook
+
+    @property
+    def hook(self):
+        return self._hook
+
+    @hook.setter
+    def hook(self, value):
+        if value and not self._hook:
+            syslog.openlog(PROG, syslog.LOG_PID, syslog.LOG_DAEMON)
+        self._hook = value
+
+    def _emit(self, stream, text):
+        if not self.hook:
+            stream.write(text + '\n')
+            return
+        if len(text) > HOOK_LINE_MAX:
+            text = text[:HOOK_LINE_MAX - 3] + '...'
+        if len(text) + 1 > self.budget - 100:
+            self.dropped += 1
+            return
+        self.budget -= len(text) + 1
+        try:
+            stream.write(text + '\n')
+            stream.flush()
+        except (IOError, OSError):
+            pass
+
+    def info(self, msg, quiet_in_hook=False):
         if self.hook:
             syslog.syslog(syslog.LOG_INFO, '%s: %s' % (self.hook, msg))
+            if quiet_in_hook:
+                return
+        self._emit(sys.stdout, msg)
 
     def error(self, msg):
-        sys.stderr.write('%s: %s\n' % (PROG, msg))
         if self.hook:
-            sys.stdout.write('error: %s\n' % msg)
             syslog.syslog(syslog.LOG_ERR, '%s: %s' % (self.hook, msg))
+        self._emit(sys.stderr, '%s: %s' % (PROG, msg))
+
+    def finish(self):
+        """Flush; as a hook, say how many messages only syslog has."""
+        if self.hook and self.dropped:
+            self.budget += 100
+            self._emit(sys.stderr, '%s: %s: %d more messages are only in syslog' % (PROG, self.hook, self.dropped))
+            self.dropped = 0
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (IOError, OSError):
+                pass
 
 
 def _parser():
@@ -73,6 +129,9 @@ def _parser():
                    help='how thunks are made (default %(default)s)')
     p.add_argument('--mount-idmapped', help='the mount-idmapped program (default: searched in PATH)')
     p.add_argument('--strict', action='store_true', help='as a hook, fail the container start on a broken share')
+    p.add_argument('--deadline', type=float, default=DEFAULT_DEADLINE,
+                   help='as a hook, seconds after which it stops, logs what was not done and lets the container '
+                        'start (default %(default)s)')
     p.add_argument('--remove', action='store_true', help='remove the share CONTAINER DEST')
     p.add_argument('--ro', action='store_true', help='share read-only')
     p.add_argument('--group', help='group inside the container (default: the user\'s primary group)')
@@ -82,11 +141,11 @@ def _parser():
     return p
 
 
-def _engine(opts, lxcpath=None, pids=None, check_mode=False, backend=None):
+def _engine(opts, lxcpath=None, pids=None, check_mode=False, backend=None, timeout=None):
     backend = backend or opts.backend
     return Engine(lxcpath or opts.lxcpath or default_lxcpath(), opts.thunks_dir, opts.thunks_size,
                   check_mode=check_mode, pids=pids, backend=backend,
-                  mount_idmapped=opts.mount_idmapped if backend == 'mount-idmapped' else None)
+                  mount_idmapped=opts.mount_idmapped if backend == 'mount-idmapped' else None, timeout=timeout)
 
 
 def _report(out, results):
@@ -98,7 +157,9 @@ def _report(out, results):
             out.error('%s: %s' % (what, res['msg']))
         else:
             out.info('%s: %s %s' % (what, 'removed' if res['state'] == 'absent' else 'shared',
-                                    'changed' if res['changed'] else 'unchanged'))
+                                    'changed' if res['changed'] else 'unchanged'), quiet_in_hook=True)
+    if out.hook:
+        out.info('%d shares, %d failed' % (len(results), failed))
     return failed
 
 
@@ -129,11 +190,30 @@ def hook(opts, env, out):
     if hook_type not in ('start-host', 'post-stop'):
         return 0
     # The start-host of a new instance and the post-stop of the old one, which
-    # LXC may run at the same time, take turns on the container's lock.
+    # LXC may run at the same time, take turns on the container's lock.  The
+    # work runs in a child under a deadline: whatever a container (or a huge
+    # sharetab) does, the hook returns in time and releases the lock.
+
+    def work():
+        try:
+            if hook_type == 'post-stop':
+                return _post_stop(opts, out, lxcpath, name)
+            return _start_host(opts, env, out, lxcpath, directory, name)
+        except ShareError as e:
+            out.error(str(e))
+            return 1 if opts.strict and hook_type == 'start-host' else 0
+        finally:
+            out.finish()
+
     with DirLock(directory):
-        if hook_type == 'post-stop':
-            return _post_stop(opts, out, lxcpath, name)
-        return _start_host(opts, env, out, lxcpath, directory, name)
+        try:
+            return run_bounded(work, opts.deadline, 'the %s hook of container %s' % (hook_type, name))
+        except ChildTimeout as e:
+            out.error('%s; the container %s without the shares not done by then' % (
+                e, 'starts' if hook_type == 'start-host' else 'stopped'))
+        except ShareError as e:
+            out.error(str(e))
+        return 1 if opts.strict and hook_type == 'start-host' else 0
 
 
 def _post_stop(opts, out, lxcpath, name):
@@ -147,8 +227,10 @@ def _post_stop(opts, out, lxcpath, name):
         out.error(str(e))
         return 1 if opts.strict else 0
     try:
-        for path in engine.release(name):
-            out.info('unmounted thunk %s' % path)
+        done = engine.release(name)
+        for path in done:
+            out.info('unmounted thunk %s' % path, quiet_in_hook=True)
+        out.info('unmounted %d thunks' % len(done))
     except ShareError as e:
         out.error(str(e))
         return 1 if opts.strict else 0
@@ -164,15 +246,17 @@ def _start_host(opts, env, out, lxcpath, directory, name):
         return 1 if opts.strict else 0
     broken = 0
     requests = []
-    for line, entry in _sharetab.parse(_sharetab.read(os.path.join(directory, 'sharetab'))):
+    text = _sharetab.read(os.path.join(directory, 'sharetab'))
+    for line, entry in _sharetab.parse(text):
         if entry is not None:
             requests.append(_sharetab.request_of(name, entry, persist=False))
         elif line.strip() and not line.lstrip().startswith('#'):
             broken += 1
-            out.error('sharetab line %r cannot be read' % line.rstrip('\n'))
+            out.error('sharetab line %s cannot be read' % shown(line.rstrip('\n')))
     if requests:
         try:
-            broken += _run(out, _engine(opts, lxcpath, pids={name: int(pid)}), requests)
+            broken += _run(out, _engine(opts, lxcpath, pids={name: int(pid)},
+                                        timeout=max(1.0, min(opts.deadline * 0.8, 20.0))), requests)
         except ShareError as e:
             broken += 1
             out.error(str(e))

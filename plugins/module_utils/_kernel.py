@@ -175,18 +175,19 @@ def openat2(dirfd, path, flags, resolve, mode=0):
     return _check(ret, 'openat2', path)
 
 
-def statx_mount(path, dirfd=AT_FDCWD, follow=False):
+def statx_mount(path, dirfd=AT_FDCWD, follow=False, unique=True):
     """Return (mount_id, is_mount_root, unique) for path.
 
-    mount_id is the 64 bit unique id when the kernel offers it (6.8+), else the
-    id seen in mountinfo; unique says which one it is.
+    mount_id is the 64 bit unique id when the kernel offers it (6.8+) and
+    unique is asked for, else the id seen in mountinfo; the third value says
+    which one it is.
     """
     buf = ctypes.create_string_buffer(256)
     p = _b(path)
     flags = 0 if follow else AT_SYMLINK_NOFOLLOW
     if p == b'':
         flags |= AT_EMPTY_PATH
-    mask = STATX_MNT_ID | STATX_MNT_ID_UNIQUE
+    mask = STATX_MNT_ID | (STATX_MNT_ID_UNIQUE if unique else 0)
     lib = libc()
     ret = lib.statx(ctypes.c_int(dirfd), ctypes.c_char_p(p), ctypes.c_int(flags), ctypes.c_uint(mask), buf)
     _check(ret, 'statx', path)
@@ -302,6 +303,15 @@ def make_userns(uid_map, gid_map):
         os.close(ready_r)
         os.close(go_w)
         os.waitpid(pid, 0)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent():
+    """Have the kernel kill this process (SIGKILL) when its parent dies."""
+    libc().prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(9), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                 ctypes.c_ulong(0))
 
 
 PROC_SUPER_MAGIC = 0x9fa0

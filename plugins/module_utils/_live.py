@@ -19,11 +19,28 @@ one short-lived child per container that joins the container's user and
 mount namespaces as the container's root: it resolves each destination from
 the container's own root (see _resolve: symlinks are read as the container
 sees them and never lead out of it, /proc links are refused), creates
-missing directories as container root owned by the share's user, and
-attaches or detaches the mounts.  So nothing the container controls is ever
-followed on the host, and creating directories works the same on shifted and
-on idmapped root filesystems.  Reading the current state needs no entry: it
-uses /proc/PID/root and /proc/PID/mountinfo.
+missing directories as container root owned by the share's user (and removes
+them again when the share cannot be attached), and attaches or detaches the
+mounts.  So nothing the container controls is ever followed on the host, and
+creating directories works the same on shifted and on idmapped root
+filesystems.
+
+Flags that hold against container root: before it enters the container's
+mount namespace the child, already in the container's user namespace,
+unshares a mount namespace of its own.  The kernel copies the host's mount
+table into it and, because the copy belongs to a less privileged user
+namespace, locks the flags of every copied mount (read-only, nosuid, nodev,
+noexec, atime).  The clone of a thunk is taken from that copy, so it keeps
+those locks when it is attached in the container: ``mount -o
+remount,bind,rw`` inside the container fails with EPERM, while unmounting
+still works.  (This is how mounts reach unprivileged containers through
+propagation in LXC and Incus too.)
+
+Work that container root can slow down (a FUSE mount on a destination, a
+deep tree of symlinks) runs only in children bounded in time: reading the
+current state (a probe child that walks /proc/PID/root) and changing it.  A
+child that does not answer in time is killed and its container's shares
+fail with a message saying so; nothing waits for ever.
 
 This is a private module_util of lxcex.share; its API may change at any time.
 """
@@ -35,17 +52,107 @@ import errno
 import json
 import os
 import posixpath
+import select
 import signal
 import time
 
 from ansible_collections.lxcex.share.plugins.module_utils import _kernel
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._mountinfo import MountTable
-from ansible_collections.lxcex.share.plugins.module_utils._resolve import ResolveError, open_dir, walk
+from ansible_collections.lxcex.share.plugins.module_utils._resolve import ResolveError, open_dir, shown, walk
 
 # Seconds to wait before entering a container: lets the integration tests
 # stop a container in the middle of an operation.  Unset in normal use.
 TEST_PAUSE_ENV = 'LXCEX_SHARE_TEST_PAUSE'
+# Seconds one child may work in (or on) a container before it is killed.
+DEFAULT_TIMEOUT = 20.0
+
+
+class ChildTimeout(ShareError):
+    pass
+
+
+def run_bounded(func, timeout, what):
+    """Run func() in a forked child and return what it returns (JSON data).
+
+    When the child has not answered within timeout seconds it is killed
+    (and with it, through PR_SET_PDEATHSIG, whatever it started) and
+    ChildTimeout is raised.
+    Raises ShareError when the child dies without an answer.
+    """
+    rfd, wfd = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 0
+        try:
+            os.close(rfd)
+            # Killed with its parent, so that nothing it started (or holds,
+            # like an inherited lock) outlives a stopped pass.
+            _kernel.die_with_parent()
+            if os.getppid() != parent:
+                os._exit(1)
+            try:
+                answer = {'ok': func()}
+            except Exception as e:
+                answer = {'error': '%s: %s' % (type(e).__name__, e)}
+            data = json.dumps(answer).encode('utf-8')
+            while data:
+                data = data[os.write(wfd, data):]
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    poller = select.poll()
+    poller.register(rfd, select.POLLIN)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            if not poller.poll(max(1, int(left * 1000))):
+                continue
+            chunk = os.read(rfd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(rfd)
+        if timed_out:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        status = _reap(pid)
+    if timed_out:
+        raise ChildTimeout('%s did not finish within %g seconds; it was stopped' % (what, timeout))
+    data = b''.join(chunks)
+    if status != 0 or not data:
+        raise ShareError('%s failed' % what)
+    answer = json.loads(data.decode('utf-8'))
+    if 'error' in answer:
+        raise ShareError('%s failed: %s' % (what, answer['error']))
+    return answer['ok']
+
+
+def _reap(pid, wait=5.0):
+    """Wait for a child; a child that cannot be reaped in time is left (it was killed)."""
+    end = time.monotonic() + wait
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except OSError:
+            return -1
+        if done:
+            return status
+        if time.monotonic() > end:
+            return -1
+        time.sleep(0.005)
 
 
 class ContainerStopped(ShareError):
@@ -60,9 +167,10 @@ def _ns_id(path):
 class ContainerView(object):
     """A running container pinned for one pass: pidfd, root, namespaces."""
 
-    def __init__(self, name, pid):
+    def __init__(self, name, pid, timeout=DEFAULT_TIMEOUT):
         self.name = name
         self.pid = pid
+        self.timeout = timeout
         self.pidfd = None
         self.mntns_fd = None
         self.userns_fd = None
@@ -113,14 +221,59 @@ class ContainerView(object):
                 os.close(fd)
                 setattr(self, attr, None)
 
-    def execute(self, ops):
-        """Run mount operations inside the container, in one child.
+    def probe(self, dests):
+        """How each dest looks from inside the container, read in a bounded child.
 
-        ops: ('attach', tree_fd, dest, (uid, gid), replace) attaches the
-        detached mount tree_fd at dest (replacing the mount there when
-        replace), creating missing directories owned by uid:gid (ids as the
-        container sees them); ('umount', dest) detaches the mount at dest.
-        Returns one (errno, message, mount id) per op; errno 0 is success.
+        Returns {dest: (resolved, mount id, is mount root)}, with None for a
+        dest that does not exist and a ShareError for one that cannot be
+        resolved.  Needs no entry: it walks /proc/PID/root.
+        """
+        if not dests:
+            return {}
+        root_fd = self.root_fd
+
+        def work():
+            out = []
+            for dest in dests:
+                try:
+                    fd, resolved, dummy = walk(root_fd, dest, 'dest')
+                except ResolveError as e:
+                    out.append(['missing'] if e.missing else ['error', str(e)])
+                    continue
+                try:
+                    mnt_id, is_root, dummy = _kernel.statx_mount('', dirfd=fd)
+                finally:
+                    os.close(fd)
+                out.append(['ok', resolved, mnt_id, is_root])
+            return out
+
+        try:
+            answers = run_bounded(work, self.timeout, 'reading the mounts of container %s' % self.name)
+        except ShareError:
+            self.check_alive()
+            raise
+        result = {}
+        for dest, answer in zip(dests, answers):
+            if answer[0] == 'ok':
+                result[dest] = tuple(answer[1:])
+            elif answer[0] == 'missing':
+                result[dest] = None
+            else:
+                self.check_alive()
+                result[dest] = ShareError('container %s: %s' % (self.name, answer[1]))
+        return result
+
+    def execute(self, ops, thunks_dir=None):
+        """Run mount operations inside the container, in one bounded child.
+
+        ops: ('attach', thunk, dest, (uid, gid), replace) attaches a clone
+        of the thunk (a host path below thunks_dir) at dest, replacing the
+        mount there when replace, creating missing directories owned by
+        uid:gid (ids as the container sees them); ('umount', dest, dest)
+        detaches the mount at dest; ('umount_id', id, path) detaches the
+        mount at path only while it is the mount numbered id in mountinfo
+        (ESTALE otherwise).  Returns one (errno, message, mount id) per op;
+        errno 0 is success.
         """
         if not ops:
             return []
@@ -128,38 +281,17 @@ class ContainerView(object):
         if pause:
             time.sleep(float(pause))
         self.check_alive()
-        rfd, wfd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child
-            code = 0
-            try:
-                os.close(rfd)
-                results = _child(self.userns_fd, self.mntns_fd, ops)
-                data = json.dumps(results).encode('utf-8')
-                while data:
-                    data = data[os.write(wfd, data):]
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(wfd)
-        chunks = []
+        userns_fd, mntns_fd = self.userns_fd, self.mntns_fd
         try:
-            while True:
-                chunk = os.read(rfd, 65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
+            results = run_bounded(lambda: _child(userns_fd, mntns_fd, thunks_dir, ops), self.timeout,
+                                  'entering container %s' % self.name)
+        except ShareError:
+            self.check_alive()
+            raise
         finally:
-            os.close(rfd)
-            dummy, status = os.waitpid(pid, 0)
-        self.entries += 1
-        self._mounts = None
-        data = b''.join(chunks)
+            self.entries += 1
+            self._mounts = None
         self.check_alive()
-        if status != 0 or not data:
-            raise ShareError('entering container %s failed' % self.name)
-        results = json.loads(data.decode('utf-8'))
         if results and results[0] == 'setns':
             raise ShareError('cannot enter the namespaces of container %s: %s' % (self.name, results[1]))
         return results
@@ -179,12 +311,40 @@ def _umount_at(root_fd, dest):
         os.close(parent_fd)
 
 
-def _attach_at(root_fd, tree_fd, dest, owner):
-    fd, dummy, dummy2 = walk(root_fd, dest, 'dest', create_owner=owner)
+def _umount_id(root_fd, path, mnt_id):
+    """Detach the mount at path when it is the mount mnt_id (as mountinfo numbers it); False when it is not."""
     try:
-        _kernel.move_mount(tree_fd, '', target_dirfd=fd)
+        fd, resolved, dummy = walk(root_fd, path, 'mount point')
+    except ResolveError:
+        return False
+    try:
+        top, is_root, dummy = _kernel.statx_mount('', dirfd=fd, unique=False)
     finally:
         os.close(fd)
+    if top != mnt_id or not is_root or resolved == '/':
+        return False
+    _umount_at(root_fd, resolved)
+    return True
+
+
+def _rmdirs(created):
+    """rmdir the directories an attach created, deepest first, while empty."""
+    for path in reversed(created):
+        try:
+            os.rmdir(path)
+        except OSError:
+            break
+
+
+def _attach_at(root_fd, tree_fd, dest, owner):
+    fd, dummy, created = walk(root_fd, dest, 'dest', create_owner=owner)
+    try:
+        _kernel.move_mount(tree_fd, '', target_dirfd=fd)
+    except BaseException:
+        os.close(fd)
+        _rmdirs(created)
+        raise
+    os.close(fd)
     fd, dummy, dummy2 = walk(root_fd, dest, 'dest')
     try:
         return _kernel.statx_mount('', dirfd=fd)[0]
@@ -192,18 +352,40 @@ def _attach_at(root_fd, tree_fd, dest, owner):
         os.close(fd)
 
 
-def _enter(userns_fd, mntns_fd):  # pragma: no cover - runs in the forked child
+def _enter(userns_fd, mntns_fd, thunks_dir, thunks):  # pragma: no cover - runs in the forked child
+    """Join the container as its root; return {thunk: detached clone fd}.
+
+    With a user namespace, the clones come from a private copy of the host's
+    mount table owned by the container's user namespace, so their flags are
+    locked (see the module docstring).  The copy is reached through the
+    working directory: the thunks directory, entered before the copy is made.
+    """
+    trees = {}
     if userns_fd is not None:
+        if thunks:
+            os.chdir(thunks_dir)
         _kernel.setns(userns_fd, _kernel.CLONE_NEWUSER)
         os.setgroups([])
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
+        if thunks:
+            _kernel.unshare(_kernel.CLONE_NEWNS)
+    for thunk in thunks:
+        path = posixpath.relpath(thunk, thunks_dir) if userns_fd is not None else thunk
+        tree = _kernel.open_tree(path)
+        # The clone must not join the thunk's peer group: nothing the
+        # container mounts below dest may propagate back.
+        _kernel.mount_setattr(tree, 0, what=thunk, propagation=_kernel.MS_PRIVATE)
+        trees[thunk] = tree
     _kernel.setns(mntns_fd, _kernel.CLONE_NEWNS)
+    os.chdir('/')
+    return trees
 
 
-def _child(userns_fd, mntns_fd, ops):  # pragma: no cover - runs in the forked child
+def _child(userns_fd, mntns_fd, thunks_dir, ops):  # pragma: no cover - runs in the forked child
+    thunks = sorted(set(op[1] for op in ops if op[0] == 'attach'))
     try:
-        _enter(userns_fd, mntns_fd)
+        trees = _enter(userns_fd, mntns_fd, thunks_dir, thunks)
         root_fd = open_dir('/')
     except OSError as e:
         return ['setns', str(e)]
@@ -212,15 +394,19 @@ def _child(userns_fd, mntns_fd, ops):  # pragma: no cover - runs in the forked c
         try:
             mnt_id = None
             if op[0] == 'attach':
-                dummy, tree_fd, dest, owner, replace = op
+                dummy, thunk, dest, owner, replace = op
                 if replace:
                     _umount_at(root_fd, dest)
-                mnt_id = _attach_at(root_fd, tree_fd, dest, owner)
+                mnt_id = _attach_at(root_fd, trees[thunk], dest, owner)
             elif op[0] == 'umount':
                 _umount_at(root_fd, op[1])
+            elif op[0] == 'umount_id':
+                if not _umount_id(root_fd, op[2], op[1]):
+                    results.append([errno.ESTALE, 'the mount at %s is not mount %d' % (op[2], op[1]), None])
+                    continue
             results.append([0, None, mnt_id])
         except ResolveError as e:
             results.append([errno.EINVAL, str(e), None])
         except OSError as e:
-            results.append([e.errno or errno.EIO, str(e), None])
+            results.append([e.errno or errno.EIO, shown(str(e)), None])
     return results

@@ -5,7 +5,11 @@
 
 The state and init pid come from the process table (the container's
 ``[lxc monitor] LXCPATH NAME`` process and its child), never from lxc-info or
-the command socket, which hang when asked from a hook.
+the command socket, which hang when asked from a hook.  Any host user can
+give a process that title, so a monitor counts only when its real, effective,
+saved and filesystem uids are those of the owner of LXCPATH (root for root's
+containers), which an unprivileged host user cannot forge, and its
+container's init is its child in a pid namespace of its own.
 
 This is a private module_util of lxcex.share; its API may change at any time.
 """
@@ -175,13 +179,37 @@ def _ppid(pid):
         return 0
 
 
-def monitors():
-    """{'LXCPATH NAME': [pids]} of the processes titled '[lxc monitor] LXCPATH NAME'.
+def _uids(pid):
+    """The real, effective, saved and filesystem uids of a process, or None."""
+    status = _read_bytes('/proc/%d/status' % pid) or b''
+    for line in status.splitlines():
+        if line.startswith(b'Uid:'):
+            try:
+                return set(int(x) for x in line.split()[1:])
+            except ValueError:
+                return None
+    return None
 
-    While a container starts, its init is a fork of the monitor that still
-    carries the monitor's title, so a key may have more than one pid.
+
+def _owner(path, cache):
+    if path not in cache:
+        try:
+            cache[path] = os.stat(path).st_uid
+        except OSError:
+            cache[path] = None
+    return cache[path]
+
+
+def monitors():
+    """{'LXCPATH NAME': [pids]} of the trusted processes titled '[lxc monitor] LXCPATH NAME'.
+
+    A process is trusted when all its uids are those of the owner of
+    LXCPATH (see the module docstring).  While a container starts, its init
+    is a fork of the monitor that still carries the monitor's title, so a
+    key may have more than one pid.
     """
     found = {}
+    owners = {}
     for entry in os.listdir('/proc'):
         if not entry.isdigit():
             continue
@@ -189,6 +217,11 @@ def monitors():
         if not cmdline or not cmdline.startswith(b'[lxc monitor] '):
             continue
         text = cmdline.rstrip(b'\0').decode('utf-8', 'surrogateescape')[len('[lxc monitor] '):]
+        lxcpath = text.rsplit(' ', 1)[0]
+        uids = _uids(int(entry))
+        owner = _owner(lxcpath, owners)
+        if owner is None or uids != set([owner]):
+            continue
         found.setdefault(text, []).append(int(entry))
     return found
 

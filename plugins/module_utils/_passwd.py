@@ -5,7 +5,8 @@
 
 No program of the container is ever run.  The files are opened inside the
 container root (see _resolve.read_data_file), so a symlinked /etc/passwd
-cannot point at a host file.
+cannot point at a host file, and files over 8 MiB are refused; parsing keeps
+only names and ids.
 
 This is a private module_util of lxcex.share; its API may change at any time.
 """
@@ -17,17 +18,25 @@ from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareEr
 from ansible_collections.lxcex.share.plugins.module_utils._resolve import read_data_file
 
 
-def parse_db(text, min_fields):
-    """{name: fields} and {id: name} of a passwd or group text."""
+def parse_db(data, min_fields):
+    """{name: (id, gid or None)} and {id: name} of a passwd (or group) text, given as bytes.
+
+    Only the name and the numeric fields are kept, so memory stays a small
+    multiple of the number of entries whatever the lines carry; the first
+    entry of a name or an id wins, as in getpwnam(3).
+    """
     by_name, by_id = {}, {}
-    for line in text.splitlines():
-        if not line or line.startswith('#') or line.startswith('+') or line.startswith('-'):
+    for raw in data.split(b'\n'):
+        if not raw or raw[:1] in (b'#', b'+', b'-'):
             continue
-        fields = line.split(':')
-        if len(fields) < min_fields or not fields[2].isdigit():
+        fields = raw.split(b':', 4)
+        if len(fields) < min_fields or not fields[2].isdigit() or len(fields[2]) > 10:
             continue
-        by_name.setdefault(fields[0], fields)
-        by_id.setdefault(int(fields[2]), fields[0])
+        name = fields[0].decode('utf-8', 'surrogateescape')
+        num = int(fields[2])
+        gid = int(fields[3]) if min_fields > 3 and fields[3].isdigit() and len(fields[3]) <= 10 else None
+        by_name.setdefault(name, (num, gid))
+        by_id.setdefault(num, name)
     return by_name, by_id
 
 
@@ -48,14 +57,12 @@ class Accounts(object):
         """(uid, primary gid or None, name) of a user given by name or number."""
         text = str(user)
         if text in self.users:
-            fields = self.users[text]
-            return int(fields[2]), int(fields[3]) if fields[3].isdigit() else None, text
+            uid, gid = self.users[text]
+            return uid, gid, text
         if text.isdigit():
             uid = int(text)
             name = self.uids.get(uid)
-            gid = None
-            if name is not None and self.users[name][3].isdigit():
-                gid = int(self.users[name][3])
+            gid = self.users[name][1] if name is not None else None
             return uid, gid, name or text
         raise ShareError('unknown user %r in container %s (not in its /etc/passwd)' % (text, self.container))
 
@@ -63,7 +70,7 @@ class Accounts(object):
         """(gid, name) of a group given by name or number."""
         text = str(group)
         if text in self.groups:
-            return int(self.groups[text][2]), text
+            return self.groups[text][0], text
         if text.isdigit():
             gid = int(text)
             return gid, self.gids.get(gid, text)

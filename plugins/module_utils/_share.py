@@ -25,8 +25,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import hashlib
 import os
 import posixpath
+import resource
 import stat
 
 from ansible_collections.lxcex.share.plugins.module_utils import _kernel
@@ -37,17 +39,34 @@ from ansible_collections.lxcex.share.plugins.module_utils._live import Container
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import Container, find_init_pid, monitor_pids
 from ansible_collections.lxcex.share.plugins.module_utils._mountinfo import MountTable
 from ansible_collections.lxcex.share.plugins.module_utils._passwd import Accounts
-from ansible_collections.lxcex.share.plugins.module_utils._resolve import ResolveError, open_dir, walk
+from ansible_collections.lxcex.share.plugins.module_utils._resolve import open_dir, resolve_src
+from ansible_collections.lxcex.share.plugins.module_utils._sharetab import DirLock
 from ansible_collections.lxcex.share.plugins.module_utils._thunk import Thunks
-from ansible_collections.lxcex.share.plugins.module_utils._validate import canonical_target, is_inside
+from ansible_collections.lxcex.share.plugins.module_utils._validate import (
+    canonical_target, check_id, check_text, check_thunks_size, is_inside)
 
 DEFAULT_THUNKS_DIR = '/mnt/share-thunks'
 DEFAULT_THUNKS_SIZE = '1M'
 SHARETAB = 'sharetab'
 
 
+MAX_THUNK_NAME = 255
+
+
 def thunk_name(dest):
-    """dest as one path component, escaped like systemd-escape --path."""
+    """dest as one path component, escaped like systemd-escape --path.
+
+    A name longer than MAX_THUNK_NAME bytes is cut and ends with a hash of
+    dest, so that any valid dest has a thunk (NAME_MAX is 255).
+    """
+    name = _escaped(dest)
+    if len(name) > MAX_THUNK_NAME:
+        digest = hashlib.sha256(dest.encode('utf-8', 'surrogateescape')).hexdigest()[:16]
+        name = name[:MAX_THUNK_NAME - 18] + '--' + digest
+    return name
+
+
+def _escaped(dest):
     path = dest.strip('/')
     if not path:
         return '-'
@@ -62,6 +81,23 @@ def thunk_name(dest):
     return ''.join(out)
 
 
+def _lstat(path):
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _raise_fd_limit():
+    """A pass keeps an fd per distinct src: take the hard limit of open files as the soft one."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        pass
+
+
 class Share(object):
     """One validated request."""
 
@@ -74,10 +110,14 @@ class Share(object):
 
 class Engine(object):
     def __init__(self, lxcpath, thunks_dir=DEFAULT_THUNKS_DIR, thunks_size=DEFAULT_THUNKS_SIZE,
-                 check_mode=False, thunks=None, pids=None, backend='native', run_command=None, mount_idmapped=None):
+                 check_mode=False, thunks=None, pids=None, backend='native', run_command=None, mount_idmapped=None,
+                 timeout=None):
+        check_text('lxcpath', lxcpath)
+        check_text('thunks_dir', thunks_dir)
+        self.thunks_size = check_thunks_size(thunks_size)
         self.lxcpath = lxcpath.rstrip('/') or '/'
         self.thunks_dir = canonical_target(thunks_dir)
-        self.thunks_size = thunks_size
+        self.timeout = timeout
         self.check_mode = check_mode
         self.thunks = thunks or Thunks(check_mode=check_mode, backend=backend, run_command=run_command,
                                        mount_idmapped=mount_idmapped)
@@ -86,8 +126,11 @@ class Engine(object):
         self._accounts = {}
         self._views = {}
         self._monitors = None
+        self._rootfs = None
+        self._srcs = {}
         self._pids = dict(pids or {})
         self._fds = []
+        _raise_fd_limit()
 
     # -- facts, each read once per pass ------------------------------------
 
@@ -108,7 +151,11 @@ class Engine(object):
         """ContainerView of a running container, or None when it is stopped."""
         if container.name not in self._views:
             pid = self.init_pid(container)
-            self._views[container.name] = ContainerView(container.name, pid) if pid else None
+            view = None
+            if pid:
+                view = ContainerView(container.name, pid) if self.timeout is None else \
+                    ContainerView(container.name, pid, timeout=self.timeout)
+            self._views[container.name] = view
         return self._views[container.name]
 
     def accounts(self, container):
@@ -149,39 +196,54 @@ class Engine(object):
 
     # -- validation ----------------------------------------------------------
 
+    def _rootfs_owner(self, st):
+        """(container name, on-disk uid of its root) when st is the rootfs directory of a container of lxcpath."""
+        if self._rootfs is None:
+            self._rootfs = {}
+            try:
+                names = os.listdir(self.lxcpath)
+            except OSError:
+                names = []
+            for name in names:
+                try:
+                    ct = self.container(name) if name in self._containers else Container.load(name, self.lxcpath)
+                except ShareError:
+                    continue
+                if not ct.rootfs:
+                    continue
+                try:
+                    rst = os.stat(ct.rootfs)
+                except OSError:
+                    continue
+                root_uid = 0 if ct.rootfs_idmapped else ct.root_host_ids()[0]
+                self._rootfs[(rst.st_dev, rst.st_ino)] = (name, root_uid)
+        return self._rootfs.get((st.st_dev, st.st_ino))
+
     def _open_src(self, src):
-        """O_PATH fd of src; a path into a container's rootfs is resolved inside that rootfs."""
-        norm = posixpath.normpath(src)
-        root = None
-        if is_inside(norm, self.lxcpath) and norm != self.lxcpath:
-            name = norm[len(self.lxcpath):].lstrip('/').split('/', 1)[0]
-            try:
-                owner = self.container(name)
-            except ShareError:
-                owner = None
-            if owner is not None and owner.rootfs and is_inside(norm, posixpath.normpath(owner.rootfs)):
-                root = posixpath.normpath(owner.rootfs)
+        """Resolve src safely (see _resolve.resolve_src); wherever a container's rootfs lives.
+
+        Each distinct src is resolved once per pass; its fd is kept until close().
+        """
+        key = posixpath.normpath(src)
+        if key not in self._srcs:
+            self._srcs[key] = self._resolve_src(key)
+            self._fds.append(self._srcs[key].fd)
+        return self._srcs[key]
+
+    def _resolve_src(self, src):
         try:
-            if root is None:
-                return os.open(norm, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            root_fd = open_dir(root)
-            try:
-                rel = norm[len(root):].lstrip('/') or '.'
-                return _kernel.openat2(root_fd, rel, os.O_PATH | os.O_DIRECTORY,
-                                       _kernel.RESOLVE_IN_ROOT | _kernel.RESOLVE_NO_MAGICLINKS)
-            finally:
-                os.close(root_fd)
-        except (OSError, _kernel.KernelError) as e:
-            if e.errno == errno.ENOENT:
-                raise ShareError('src %s does not exist' % src)
-            if e.errno == errno.ENOTDIR:
-                raise ShareError('src %s is not a directory' % src)
+            return resolve_src(src, self._rootfs_owner)
+        except OSError as e:
             raise ShareError('src %s cannot be opened: %s' % (src, os.strerror(e.errno)))
 
     def prepare(self, params):
         """Validate one request (dict of lxc_share parameters); no side effects."""
         name = params.get('container')
         dest = params.get('dest')
+        for key in ('container', 'dest', 'src', 'user', 'group'):
+            check_text(key, params.get(key))
+        for key in ('src_uid', 'src_gid'):
+            check_id(key, params.get(key))
         if not name:
             raise ShareError('container is required')
         if not dest or not dest.startswith('/'):
@@ -202,14 +264,19 @@ class Engine(object):
             raise ShareError('src %r is not an absolute path' % (src,))
         if params.get('user') in (None, ''):
             raise ShareError('user is required with state=present')
-        src_fd = self._open_src(src)
-        self._fds.append(src_fd)
+        where = self._open_src(src)
+        src_fd = where.fd
         # Where src really is, from the fd resolved safely, not from the path again.
         if is_inside(os.readlink('/proc/self/fd/%d' % src_fd), self.thunks_dir):
             raise ShareError('src %s is inside the thunks directory %s' % (src, self.thunks_dir))
         st = os.fstat(src_fd)
         if not stat.S_ISDIR(st.st_mode):
             raise ShareError('src %s is not a directory' % src)
+        if (where.container is not None and params.get('src_uid') is None and st.st_uid == where.root_uid
+                and not params.get('allow_root')):
+            raise ShareError('src %s belongs to the root of container %s (on-disk uid %d), not to a user of it; '
+                             'sharing it would give root\'s files to %s; set src_uid, or allow_root to allow it'
+                             % (src, where.container, st.st_uid, params['user']))
         src_uid = st.st_uid if params.get('src_uid') is None else int(params['src_uid'])
         src_gid = st.st_gid if params.get('src_gid') is None else int(params['src_gid'])
         accounts = self.accounts(container)
@@ -250,23 +317,34 @@ class Engine(object):
         for name in sorted(by_container):
             group = by_container[name]
             container = group[0].container
-            try:
-                view = self.view(container) if any(s.live for s in group) else None
-                if view is not None:
-                    self._apply_running(container, view, group, results)
-                else:
-                    for share in group:
-                        if share.state == 'absent':
-                            self._thunk_absent(share, results[id(share)])
-            except ShareError as e:
-                for share in group:
-                    if not results[id(share)].get('failed'):
-                        _fail(results[id(share)], str(e))
-            self._apply_sharetab(container, [s for s in group if s.persist and not results[id(s)].get('failed')],
-                                 results)
+            # Reading, deciding and changing a container's mounts and its
+            # sharetab is one step under the container's lock, so that two
+            # runs at once never stack two mounts at one dest.  The work
+            # inside the container is bounded in time (see _live).
+            if self.check_mode:
+                self._apply_container(container, group, results)
+            else:
+                with DirLock(container.directory):
+                    self._apply_container(container, group, results)
         if not self.check_mode:
             self.state.flush()
         return [results[id(s)] for s in shares]
+
+    def _apply_container(self, container, group, results):
+        try:
+            view = self.view(container) if any(s.live for s in group) else None
+            if view is not None:
+                self._apply_running(container, view, group, results)
+            else:
+                for share in group:
+                    if share.state == 'absent':
+                        self._thunk_absent(share, results[id(share)])
+        except ShareError as e:
+            for share in group:
+                if not results[id(share)].get('failed'):
+                    _fail(results[id(share)], str(e))
+        self._apply_sharetab(container, [s for s in group if s.persist and not results[id(s)].get('failed')],
+                             results)
 
     @staticmethod
     def _result(share):
@@ -290,40 +368,72 @@ class Engine(object):
                 res['changed'] = True
 
     def ensure_thunks_fs(self):
-        """The thunks directory: a tmpfs, mode 0711, rshared. Returns changed."""
+        """The thunks directory: our tmpfs, mode 0711, rshared. Returns changed.
+
+        An existing directory is taken only when it is ours: a tmpfs owned by
+        root and writable by nobody else, or an empty root-owned directory
+        that nobody else can write to (a tmpfs is then mounted on it).
+        Anything else is refused before any change.
+        """
         mounts = self.thunks.mounts
         entry = mounts.top(self.thunks_dir)
+        path = self.thunks_dir
         changed = False
         if entry is not None and entry.fstype != 'tmpfs':
-            raise ShareError('thunks directory %s is a mount point of %s, not a tmpfs' % (self.thunks_dir, entry.fstype))
+            raise ShareError('thunks directory %s is a mount point of %s, not a tmpfs' % (path, entry.fstype))
+        st = _lstat(path)
+        if st is not None:
+            if not stat.S_ISDIR(st.st_mode):
+                raise ShareError('thunks directory %s exists and is not a directory' % path)
+            if st.st_uid != 0 or st.st_mode & 0o022:
+                raise ShareError('thunks directory %s is owned by uid %d with mode %04o; it must belong to root and be '
+                                 'writable by nobody else' % (path, st.st_uid, stat.S_IMODE(st.st_mode)))
+            if entry is None and os.listdir(path):
+                raise ShareError('thunks directory %s is not empty and is not a mount point; refusing to cover its '
+                                 'files with a tmpfs (choose an empty or a new directory)' % path)
+        created = []
         try:
             if entry is None:
                 changed = True
                 if not self.check_mode:
-                    if not os.path.isdir(self.thunks_dir):
-                        os.makedirs(self.thunks_dir, 0o711)
-                    _kernel.mount('lxcex-share-thunks', self.thunks_dir, 'tmpfs', 0,
+                    if st is None:
+                        created = self.thunks.makedirs(path)
+                    _kernel.mount('lxcex-share-thunks', path, 'tmpfs', 0,
                                   'size=%s,mode=0711' % self.thunks_size)
-                    _kernel.mount(None, self.thunks_dir, None, _kernel.MS_SHARED | _kernel.MS_REC)
+                    _kernel.mount(None, path, None, _kernel.MS_SHARED | _kernel.MS_REC)
                     self.thunks._mounts = None
             elif not any(o.startswith('shared:') for o in entry.optional):
                 changed = True
                 if not self.check_mode:
-                    _kernel.mount(None, self.thunks_dir, None, _kernel.MS_SHARED | _kernel.MS_REC)
+                    _kernel.mount(None, path, None, _kernel.MS_SHARED | _kernel.MS_REC)
                     self.thunks._mounts = None
         except (OSError, _kernel.KernelError) as e:
-            raise ShareError('cannot set up the thunks directory %s: %s' % (self.thunks_dir, e))
+            self.thunks.rmdirs(created)
+            raise ShareError('cannot set up the thunks directory %s: %s' % (path, e))
         return changed
 
     def _container_dir(self, container):
-        """THUNKS_DIR/CONTAINER, owned by the container's root, 0711. Returns True when created."""
+        """THUNKS_DIR/CONTAINER: owned by the container's root, 0700. Returns True when created.
+
+        Only root and the container's root (whose user namespace takes the
+        clones from here, see _live) can pass it: no other host user reaches
+        a thunk.  An older, more open directory is closed on the way.
+        """
         path = posixpath.join(self.thunks_dir, container.name)
-        if os.path.isdir(path) or self.check_mode:
-            return False
-        os.mkdir(path, 0o711)
         uid, gid = container.root_host_ids()
-        os.chown(path, uid, gid)
-        os.chmod(path, 0o711)
+        st = _lstat(path)
+        if st is not None:
+            if not stat.S_ISDIR(st.st_mode):
+                raise ShareError('%s is not a directory' % path)
+            if not self.check_mode and (stat.S_IMODE(st.st_mode) != 0o700 or (st.st_uid, st.st_gid) != (uid, gid)):
+                os.chown(path, uid, gid, follow_symlinks=False)
+                os.chmod(path, 0o700)
+            return False
+        if self.check_mode:
+            return False
+        os.mkdir(path, 0o700)
+        os.chown(path, uid, gid, follow_symlinks=False)
+        os.chmod(path, 0o700)
         return True
 
     def _remove_container_dir(self, container):
@@ -427,35 +537,57 @@ class Engine(object):
             return
         self._rmdir_thunk(share)
 
-    def _live_current(self, view, share):
-        """The live mount at dest as the container sees it: a state dict."""
-        try:
-            fd, resolved, dummy = walk(view.root_fd, share.dest, 'dest')
-        except ResolveError as e:
-            view.check_alive()
-            if not e.missing:
-                raise ShareError('container %s: %s' % (share.container.name, e))
+    def _live_current(self, view, share, probed):
+        """The live mount at dest as the container sees it: a state dict.
+
+        probed: what view.probe() found at dest.
+        """
+        if isinstance(probed, ShareError):
+            raise probed
+        if probed is None:
             return {'mounted': False}
-        try:
-            mnt_id, is_root, dummy = _kernel.statx_mount('', dirfd=fd)
-        finally:
-            os.close(fd)
+        resolved, mnt_id, is_root = probed
         if not is_root:
             return {'mounted': False}
         record = self.state.load(self.live_key(share))
         entry = view.mounts.top(resolved)
         ours = record is not None and record.get('mount_id') == mnt_id
         clone = entry is not None and entry.idmapped and self._same_source(entry, share)
-        cur = {'mounted': True, 'ours': ours or clone, 'mount_id': mnt_id,
+        cur = {'mounted': True, 'ours': ours or clone, 'mount_id': mnt_id, 'resolved': resolved,
                'readonly': entry.readonly if entry is not None else None}
         if ours:
             cur.update(src=record.get('src'), idmap=Idmap.from_dict(record['idmap']).entries(),
                        thunk_mount_id=record.get('thunk_mount_id'))
         return cur
 
-    def _same_source(self, entry, share):
+    def _source_of(self, share):
+        """(dev, root) of the share's data as mountinfo shows it: from the thunk, else from the live record."""
         host = self.thunks.mounts.top(share.thunk)
-        return host is not None and host.dev == entry.dev and host.root == entry.root
+        if host is not None and host.idmapped:
+            return host.dev, host.root
+        record = self.state.load(self.live_key(share))
+        if record and record.get('dev') and record.get('root'):
+            return tuple(record['dev']), record['root']
+        return None
+
+    def _same_source(self, entry, share):
+        source = self._source_of(share)
+        return source is not None and source == (entry.dev, entry.root)
+
+    def _copies(self, view, share):
+        """Every mount in the container that shows the share's data: the one at dest and any bind of it.
+
+        Container root can bind a share elsewhere (or stack a second one);
+        removal takes them all.  Deepest mount points first.
+        """
+        source = self._source_of(share)
+        if source is None:
+            return []
+        dev, root = source
+        prefix = root.rstrip('/') + '/'
+        found = [e for e in view.mounts.entries
+                 if e.dev == dev and e.idmapped and (e.root == root or e.root.startswith(prefix))]
+        return sorted(found, key=lambda e: (-e.mount_point.count('/'), -e.mount_id))
 
     def _apply_live(self, container, view, shares, results, thunk_changed):
         """Bring the live mounts of a running container's shares to their wanted state.
@@ -463,54 +595,57 @@ class Engine(object):
         Per-share problems fail that share; ContainerStopped fails them all.
         """
         ops = []
-        fds = []
-        try:
-            for share in shares:
-                if not share.live:
+        live = [s for s in shares if s.live]
+        probed = view.probe([s.dest for s in live]) if live else {}
+        for share in live:
+            res = results[id(share)]
+            try:
+                share_ops = self._live_ops(container, view, share, res, thunk_changed, probed.get(share.dest))
+            except ContainerStopped:
+                raise
+            except ShareError as e:
+                _fail(res, str(e))
+                continue
+            except (OSError, _kernel.KernelError) as e:
+                view.check_alive()
+                _fail(res, 'container %s, dest %s: %s' % (container.name, share.dest, e))
+                continue
+            ops.extend((share, op) for op in share_ops)
+        if self.check_mode or not ops:
+            return
+        outcome = view.execute([op for dummy, op in ops], thunks_dir=self.thunks_dir)
+        for (share, op), (err, msg, mnt_id) in zip(ops, outcome):
+            if err:
+                if op[0] == 'umount_id' and err == errno.ESTALE:
                     continue
-                res = results[id(share)]
-                try:
-                    op = self._live_op(container, view, share, res, thunk_changed, fds)
-                except ContainerStopped:
-                    raise
-                except ShareError as e:
-                    _fail(res, str(e))
-                    continue
-                except (OSError, _kernel.KernelError) as e:
-                    view.check_alive()
-                    _fail(res, 'container %s, dest %s: %s' % (container.name, share.dest, e))
-                    continue
-                if op is not None:
-                    ops.append((share, op))
-            if self.check_mode or not ops:
-                return
-            outcome = view.execute([op for dummy, op in ops])
-            for (share, op), (err, msg, mnt_id) in zip(ops, outcome):
-                if err:
-                    _fail(results[id(share)], 'cannot %s %s in container %s: %s' % (
-                        'attach the share at' if op[0] == 'attach' else 'unmount the share at', share.dest,
-                        container.name, msg or os.strerror(err)))
-                elif op[0] == 'attach':
-                    self.state.save({'path': self.live_key(share), 'mount_id': mnt_id, 'src': share.src,
-                                     'idmap': share.idmap.to_dict(), 'readonly': share.readonly,
-                                     'thunk_mount_id': self._thunk_mount_id(share)})
-                else:
-                    self.state.delete(self.live_key(share))
-        finally:
-            for fd in fds:
-                os.close(fd)
+                _fail(results[id(share)], 'cannot %s %s in container %s: %s' % (
+                    'attach the share at' if op[0] == 'attach' else 'unmount the share at', op[2],
+                    container.name, msg or os.strerror(err)))
+            elif op[0] == 'attach':
+                source = self._source_of(share)
+                self.state.save({'path': self.live_key(share), 'mount_id': mnt_id, 'src': share.src,
+                                 'idmap': share.idmap.to_dict(), 'readonly': share.readonly,
+                                 'thunk_mount_id': self._thunk_mount_id(share),
+                                 'dev': list(source[0]) if source else None, 'root': source[1] if source else None})
+            elif not results[id(share)].get('failed'):
+                self.state.delete(self.live_key(share))
 
-    def _live_op(self, container, view, share, res, thunk_changed, fds):
-        """The operation one share needs inside the container, or None."""
-        cur = self._live_current(view, share)
+    def _live_ops(self, container, view, share, res, thunk_changed, probed):
+        """The operations one share needs inside the container."""
+        cur = self._live_current(view, share, probed)
         res['before']['live'] = dict((k, cur[k]) for k in ('mounted', 'src', 'idmap', 'readonly') if k in cur)
         if share.state == 'absent':
+            copies = self._copies(view, share)
+            if copies:
+                res['changed'] = True
+                res['revoked'] = [e.mount_point for e in copies]
+                return [('umount_id', e.mount_id, e.mount_point) for e in copies]
             if cur['mounted'] and cur['ours']:
                 res['changed'] = True
-                return ('umount', share.dest)
+                return [('umount', share.dest, share.dest)]
             if cur['mounted']:
                 res['after']['live'] = res['before']['live']
-            return None
+            return []
         want = {'mounted': True, 'src': share.src, 'idmap': share.idmap.entries(), 'readonly': share.readonly}
         res['after']['live'] = want
         if cur['mounted'] and not cur['ours']:
@@ -520,16 +655,11 @@ class Engine(object):
                 and cur.get('readonly') == share.readonly and not thunk_changed.get(id(share))
                 and cur.get('thunk_mount_id') == self._thunk_mount_id(share))
         if same:
-            return None
+            return []
         res['changed'] = True
         if self.check_mode:
-            return None
-        tree = _kernel.open_tree(share.thunk)
-        fds.append(tree)
-        # The clone must not join the thunk's peer group: nothing the
-        # container mounts below dest may propagate back to the host.
-        _kernel.mount_setattr(tree, 0, what=share.thunk, propagation=_kernel.MS_PRIVATE)
-        return ('attach', tree, share.dest, (share.uid, share.gid), cur['mounted'])
+            return []
+        return [('attach', share.thunk, share.dest, (share.uid, share.gid), cur['mounted'])]
 
     def _thunk_mount_id(self, share):
         record = self.state.load(share.thunk)

@@ -134,12 +134,19 @@ def parse(text):
     return out
 
 
+MAX_SIZE = 4 * 1024 * 1024
+
+
 def read(path):
+    """The text of a sharetab ('' when there is none); ShareError when larger than MAX_SIZE."""
     try:
-        with open(path, 'r') as f:
-            return f.read()
+        with open(path, 'rb') as f:
+            data = f.read(MAX_SIZE + 1)
     except (IOError, OSError):
         return ''
+    if len(data) > MAX_SIZE:
+        raise ShareError('sharetab %s is larger than %d bytes; refusing to read it' % (path, MAX_SIZE))
+    return data.decode('utf-8', 'surrogateescape')
 
 
 def entries(path):
@@ -151,22 +158,42 @@ class DirLock(object):
     """An exclusive flock on a directory (the container's), held for a change.
 
     Locking the directory itself leaves no lock file behind; every writer of
-    the container's sharetab and config takes this lock.
+    the container's sharetab and config, and every pass that reads, decides
+    and changes a container's mounts, takes this lock.  It is reentrant
+    within a process (and its forks): a pass that holds the lock of a
+    container may write that container's sharetab.
     """
+
+    _held = {}  # {(st_dev, st_ino): [fd, depth]}
 
     def __init__(self, directory):
         self.directory = directory
-        self.fd = None
+        self.key = None
 
     def __enter__(self):
-        self.fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        st = os.fstat(fd)
+        self.key = (st.st_dev, st.st_ino)
+        held = DirLock._held.get(self.key)
+        if held is not None:
+            os.close(fd)
+            held[1] += 1
+            return self
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        DirLock._held[self.key] = [fd, 1]
         return self
 
     def __exit__(self, *exc):
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
-        self.fd = None
+        held = DirLock._held[self.key]
+        held[1] -= 1
+        if held[1] == 0:
+            del DirLock._held[self.key]
+            fcntl.flock(held[0], fcntl.LOCK_UN)
+            os.close(held[0])
 
 
 def plan(text, changes):

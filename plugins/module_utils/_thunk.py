@@ -172,7 +172,7 @@ class Thunks(object):
 
     # -- changing --------------------------------------------------------
 
-    def _makedirs(self, path):
+    def makedirs(self, path):
         """Create missing directories of path 0711; return those created, top first."""
         missing = []
         p = path
@@ -188,12 +188,12 @@ class Thunks(object):
                 created.append(d)
                 os.chmod(d, 0o711)
         except OSError as e:
-            self._rmdirs(created)
+            self.rmdirs(created)
             raise ThunkError('cannot create directory %s: %s' % (e.filename or path, e.strerror))
         return created
 
     @staticmethod
-    def _rmdirs(created):
+    def rmdirs(created):
         """rmdir the directories we created, deepest first, if empty."""
         removed = []
         for d in reversed(created or ()):
@@ -283,7 +283,7 @@ class Thunks(object):
 
         created = []
         if not os.path.lexists(path):
-            created = self._makedirs(path)
+            created = self.makedirs(path)
         elif cur is not None and cur['record']:
             created = cur['record'].get('created', [])
         # Where src really is, read from the fd that was resolved safely (never a path
@@ -313,11 +313,11 @@ class Thunks(object):
                 raise
         except _kernel.KernelError as e:
             if cur is None:
-                self._rmdirs(created)
+                self.rmdirs(created)
             raise ThunkError(kernel_message(e, src=src, fstype=fstype, where=under and under.mount_point))
         except BaseException:
             if cur is None:
-                self._rmdirs(created)
+                self.rmdirs(created)
             raise
         finally:
             for fd in (new_fd, old_fd):
@@ -375,7 +375,7 @@ class Thunks(object):
             raise ThunkError('cannot unmount %s: %s' % (path, e))
         self.state.delete(path)
         if cur is None:
-            self._rmdirs(removable)
+            self.rmdirs(removable)
         return True, before, after
 
     @staticmethod

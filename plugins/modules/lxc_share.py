@@ -37,8 +37,11 @@ options:
   src:
     description:
       - Host directory to share. Required with O(state=present).
-      - A path inside another container's rootfs (under O(lxcpath)) is resolved inside that rootfs, so symlinks planted
-        there cannot lead out of it.
+      - A path inside the root filesystem of a container of O(lxcpath) (wherever that root filesystem lives) is resolved
+        inside it, and a symlink there is followed only when it belongs to that container's root, so a user of the
+        container cannot redirect the share. On the host side of the path, only symlinks of host root are followed.
+      - A src that belongs to the source container's root is refused unless O(src_uid) or O(allow_root) is set.
+        The start hook checks this again at every start.
       - Must not lie inside O(thunks_dir).
     type: path
   user:
@@ -57,10 +60,10 @@ options:
     type: bool
     default: false
   src_uid:
-    description: On-disk uid of O(src) that the user becomes. Defaults to the owner of O(src).
+    description: On-disk uid of O(src) that the user becomes (0 to 4294967294). Defaults to the owner of O(src).
     type: int
   src_gid:
-    description: On-disk gid of O(src) that the group becomes. Defaults to the group of O(src).
+    description: On-disk gid of O(src) that the group becomes (0 to 4294967294). Defaults to the group of O(src).
     type: int
   persist:
     description: Record the share in the container's C(sharetab) (or remove it from there with O(state=absent)).
@@ -116,15 +119,21 @@ options:
     description: Where the containers live. Defaults to C(lxc-config lxc.lxcpath), else C(/var/lib/lxc).
     type: path
   thunks_dir:
-    description: The tmpfs holding the thunks; mounted (rshared, mode 0711) when missing.
+    description:
+      - The tmpfs holding the thunks; mounted (rshared, mode 0711) when missing. Each container's thunks are in a
+        directory of mode 0700 owned by the container's root, so no other host user can reach them.
+      - An existing directory is used only when it is an empty directory or a tmpfs, owned by root and writable by
+        nobody else.
     type: path
     default: /mnt/share-thunks
   thunks_size:
-    description: Size of the thunks tmpfs when the module mounts it.
+    description: Size of the thunks tmpfs when the module mounts it, as tmpfs takes it (like V(1M), V(512k) or V(1%)).
     type: str
     default: 1M
   allow_root:
-    description: Allow a share that maps host root (on-disk id 0, or a container user that is host root).
+    description:
+      - Allow a share that maps host root (on-disk id 0, or a container user that is host root), or whose O(src)
+        belongs to the root of the container whose root filesystem holds it.
     type: bool
     default: false
 attributes:
@@ -136,6 +145,11 @@ attributes:
     description: Shows the sharetab line and the live mount before and after.
 notes:
   - Requires root on the host and Linux 5.12 or newer; the filesystem of O(src) must support idmapped mounts.
+  - The live mount's flags are locked for the container (its root cannot make a read-only share writable), and
+    removing a share also takes away any bind of it that the container's root made inside the container.
+  - Work inside a container is bounded in time (20 seconds per container); a container that does not answer fails
+    its shares with a message saying so.
+  - The README's "Safety and threat model" section says what is guaranteed against whom.
 seealso:
   - module: lxcex.share.idmapped_thunk
 '''

@@ -55,9 +55,15 @@ options:
     type: path
     default: /mnt/share-thunks
   thunks_size:
-    description: Size of the thunks tmpfs.
+    description: Size of the thunks tmpfs, as tmpfs takes it (like V(1M), V(512k) or V(1%)).
     type: str
     default: 1M
+  deadline:
+    description:
+      - Seconds after which the hook stops, logs the shares it has not applied (or thunks not released) and lets the
+        container start (or stop). Whatever a container or its sharetab holds, a start never waits longer.
+    type: float
+    default: 30
   ensure_thunks:
     description: Mount the thunks tmpfs now when it is missing.
     type: bool
@@ -112,6 +118,7 @@ from ansible_collections.lxcex.share.plugins.module_utils import _lxcconf
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath
 from ansible_collections.lxcex.share.plugins.module_utils._share import Engine
+from ansible_collections.lxcex.share.plugins.module_utils._validate import check_text, check_thunks_size
 
 
 def main():
@@ -126,11 +133,24 @@ def main():
             lxcpath=dict(type='path'),
             thunks_dir=dict(type='path', default='/mnt/share-thunks'),
             thunks_size=dict(type='str', default='1M'),
+            deadline=dict(type='float', default=30.0),
             ensure_thunks=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
     )
     p = module.params
+    try:
+        for key in ('program', 'mount_idmapped', 'lxcpath', 'thunks_dir'):
+            check_text(key, p[key])
+            if p[key] is not None and not p[key].startswith('/'):
+                raise ShareError('%s %r is not an absolute path' % (key, p[key]))
+        check_thunks_size(p['thunks_size'])
+        if not 0 < p['deadline'] <= 3600:
+            raise ShareError('deadline %r is not a number of seconds between 0 and 3600' % p['deadline'])
+        for name in p['containers']:
+            check_text('container name', name)
+    except ShareError as e:
+        module.fail_json(msg=str(e))
     lxcpath = p['lxcpath'] or default_lxcpath()
     args = ['--thunks-dir', p['thunks_dir'], '--thunks-size', p['thunks_size']]
     if p['backend'] != 'native':
@@ -139,11 +159,20 @@ def main():
             args += ['--mount-idmapped', p['mount_idmapped']]
     if p['strict']:
         args.append('--strict')
+    if p['deadline'] != 30.0:
+        args += ['--deadline', '%g' % p['deadline']]
     lines = _lxcconf.block_lines(p['program'], args) if p['state'] == 'present' else None
     changed_containers = []
     diffs = []
     thunks_mounted = False
     try:
+        # The thunks directory first: when it is refused, no config has been touched.
+        if p['ensure_thunks'] and p['state'] == 'present':
+            engine = Engine(lxcpath, p['thunks_dir'], p['thunks_size'], check_mode=module.check_mode)
+            try:
+                thunks_mounted = engine.ensure_thunks_fs()
+            finally:
+                engine.close()
         for name in p['containers']:
             if not name or '/' in name or name in ('.', '..'):
                 raise ShareError('container name %r is not valid' % (name,))
@@ -152,12 +181,6 @@ def main():
             if changed:
                 changed_containers.append(name)
                 diffs.append(dict(before=before, after=after, before_header=config, after_header=config))
-        if p['ensure_thunks'] and p['state'] == 'present':
-            engine = Engine(lxcpath, p['thunks_dir'], p['thunks_size'], check_mode=module.check_mode)
-            try:
-                thunks_mounted = engine.ensure_thunks_fs()
-            finally:
-                engine.close()
     except ShareError as e:
         module.fail_json(msg=str(e), changed_containers=changed_containers)
     result = dict(changed=bool(changed_containers) or thunks_mounted, changed_containers=changed_containers,

@@ -54,8 +54,8 @@ def test_bad_idmap_line():
         container('lxc.idmap = u 0 x 10\n')
 
 
-PASSWD = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:100:Bob:/home/bob:/bin/sh\n+nis\nbroken\nnogroup:x:1001::x:/:/bin/sh\n"
-GROUP = "root:x:0:\nusers:x:100:\nstaff:x:50:bob\n"
+PASSWD = b"root:x:0:0:root:/root:/bin/sh\nbob:x:1000:100:Bob:/home/bob:/bin/sh\n+nis\nbroken\nnogroup:x:1001::x:/:/bin/sh\n"
+GROUP = b"root:x:0:\nusers:x:100:\nstaff:x:50:bob\n"
 
 
 def test_accounts():

@@ -67,7 +67,7 @@ def test_create_makes_directories_inside(root):
 
 def test_data_file_is_read_inside_the_root(root):
     r, fd = root
-    assert read_data_file(fd, '/etc/passwd', 'file').startswith('bob:')
+    assert read_data_file(fd, '/etc/passwd', 'file').startswith(b'bob:')
     (r / 'etc' / 'passwd').unlink()
     os.symlink(str(r.parent / 'host-passwd'), str(r / 'etc' / 'passwd'))
     with pytest.raises(ResolveError, match='cannot read file /etc/passwd'):

@@ -1,0 +1,677 @@
+# -*- coding: utf-8 -*-
+# Copyright: lxcex.share contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Attacks on lxcex.share, each on real unprivileged LXC containers.
+
+Every attack is carried out the way a hostile party would (container root,
+an unprivileged user of the source container, an unprivileged host user,
+sloppy inventory input) and then checked from where it matters: what a
+container user sees with lxc-attach, what the host mount table holds, and
+whether lxc-start returns.  Checksums of every source are compared at the
+end.  Run by runme.sh; prints 'N passed, M failed'.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import hashlib
+import json
+import os
+import random
+import shlex
+import subprocess
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The directory holding ansible_collections/lxcex/share: ansible-test sets it (it runs a copy of this
+# target); run by hand from a checkout, it is six levels up.
+COLLECTIONS = (os.environ.get('ANSIBLE_COLLECTIONS_PATH', '').split(':')[0]
+               or os.path.abspath(os.path.join(HERE, '..', '..', '..', '..', '..', '..')))
+PY = sys.executable
+
+T = random.randint(100000, 999999)
+WORK = '/var/tmp/lxcex-atk-%d' % T
+LXCPATH = WORK + '/lxc'
+THUNKS = WORK + '/thunks'
+PROG = WORK + '/bin/lxcex-share'
+BASE = 600000000 + (T % 400) * 655360
+CTS = {
+    'a': {'name': 'atk%da' % T, 'base': BASE, 'user': 'alice'},
+    'b': {'name': 'atk%db' % T, 'base': BASE + 65536, 'user': 'bob'},
+    'c': {'name': 'atk%dc' % T, 'base': BASE + 131072, 'user': 'carol', 'rootfs': WORK + '/elsewhere/rootfs-c'},
+    'd': {'name': 'atk%dd' % T, 'base': BASE + 196608, 'user': 'dave'},
+}
+A, B, C, D = (CTS[k]['name'] for k in 'abcd')
+NOBODY = 65534
+
+results = []
+background = []
+
+
+def log(msg):
+    sys.stdout.write(msg + '\n')
+    sys.stdout.flush()
+
+
+def sh(cmd, check=True, timeout=300, user=None):
+    """Run a shell command; return (rc, output)."""
+    if user is not None:
+        cmd = 'setpriv --reuid %d --regid %d --clear-groups sh -c %s' % (user, user, shlex.quote(cmd))
+    proc = subprocess.run(['bash', '-c', cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
+                          check=False)
+    out = proc.stdout.decode('utf-8', 'replace')
+    if check and proc.returncode != 0:
+        raise AssertionError('command failed (rc=%d): %s\n%s' % (proc.returncode, cmd, out[-3000:]))
+    return proc.returncode, out
+
+
+def attach(ct, cmd, uid=None, check=False):
+    who = '-u %d -g %d ' % (uid, 100 if uid else 0) if uid is not None else ''
+    return sh('lxc-attach -P %s --clear-env %s-n %s -- sh -c %s' % (LXCPATH, who, ct, shlex.quote(cmd)), check=check)
+
+
+def module(name, args, check_mode=False):
+    """Run lxcex.share.NAME with args through ansible; return the task result."""
+    env = dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT='json', ANSIBLE_NOCOLOR='1',
+               ANSIBLE_COLLECTIONS_PATH=COLLECTIONS)
+    cmd = ['ansible', 'localhost', '-i', 'localhost,', '-c', 'local', '-e', 'ansible_python_interpreter=%s' % PY,
+           '-m', 'lxcex.share.%s' % name, '-a', json.dumps(args)]
+    if check_mode:
+        cmd.append('--check')
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False,
+                          timeout=int(os.environ.get('ATTACK_MODULE_TIMEOUT', '600')))
+    text = proc.stdout.decode('utf-8', 'replace')
+    try:
+        # localhost | CHANGED => {...}
+        head, dummy, body = text.partition(' => ')
+        result = json.loads(body)
+        if 'FAILED' in head or 'UNREACHABLE' in head:
+            result['failed'] = True
+        return result
+    except ValueError:
+        raise AssertionError('no result from ansible: %s %s' % (proc.stdout[-2000:], proc.stderr[-2000:]))
+
+
+def share(**kw):
+    args = dict(lxcpath=LXCPATH, thunks_dir=THUNKS)
+    args.update(kw)
+    check_mode = args.pop('check_mode', False)
+    return module('lxc_share', args, check_mode)
+
+
+def cli(*args, **kw):
+    return sh(' '.join(shlex.quote(a) for a in [PROG, '--lxcpath', LXCPATH, '--thunks-dir', THUNKS] + list(args)),
+              check=kw.get('check', False))
+
+
+def init_pid(ct):
+    rc, out = sh('lxc-info -P %s -n %s -p -H' % (LXCPATH, ct), check=False)
+    return out.strip() if rc == 0 and out.strip().isdigit() else None
+
+
+def mounts_in(ct):
+    """The mountinfo lines of a running container's init."""
+    pid = init_pid(ct)
+    with open('/proc/%s/mountinfo' % pid) as f:
+        return f.read().splitlines()
+
+
+def start(ct, timeout=60):
+    t0 = time.monotonic()
+    rc, out = sh('timeout %d lxc-start -P %s -n %s && lxc-wait -P %s -n %s -s RUNNING -t 20'
+                 % (timeout, LXCPATH, ct, LXCPATH, ct), check=False, timeout=timeout + 40)
+    return rc, time.monotonic() - t0, out
+
+
+def titled(title, uid=None):
+    """pids of the processes whose command line is title (and whose real uid is uid, when given)."""
+    out = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as f:
+                cmdline = f.read().rstrip(b'\0').decode('utf-8', 'replace')
+            owner = os.stat('/proc/%s' % entry).st_uid
+        except OSError:
+            continue
+        if cmdline == title and (uid is None or owner == uid):
+            out.append(int(entry))
+    return out
+
+
+def stop(ct):
+    sh('timeout 60 lxc-stop -P %s -n %s -k' % (LXCPATH, ct), check=False, timeout=90)
+    # post-stop runs in the monitor, which may outlive lxc-stop a moment
+    for dummy in range(100):
+        if not titled('[lxc monitor] %s %s' % (LXCPATH, ct), uid=0):
+            return
+        time.sleep(0.1)
+
+
+def host_thunks(ct=None):
+    prefix = THUNKS + '/' + (ct + '/' if ct else '')
+    with open('/proc/self/mountinfo') as f:
+        return [l.split()[4] for l in f if l.split()[4].startswith(prefix)]
+
+
+def checksums():
+    """sha256 of every file of every source the attacks touch."""
+    out = {}
+    roots = [WORK + '/common', WORK + '/revsrc', WORK + '/victim', WORK + '/elsewhere/rootfs-c/home/carol',
+             '%s/%s/rootfs/home/alice' % (LXCPATH, A), '%s/%s/rootfs/etc' % (LXCPATH, A)]
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                if os.path.islink(path) or not os.path.isfile(path):
+                    continue
+                with open(path, 'rb') as f:
+                    out[path] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def attack(title):
+    def wrap(func):
+        def run():
+            log('\n=== %s' % title)
+            t0 = time.monotonic()
+            try:
+                func()
+            except Exception as e:  # an attack that succeeded, or a broken step
+                results.append((title, False, str(e)))
+                log('FAILED: %s\n%s' % (e, traceback.format_exc()[-1500:]))
+                return
+            results.append((title, True, ''))
+            log('passed (%.1f s)' % (time.monotonic() - t0))
+        run.title = title
+        return run
+    return wrap
+
+
+def expect(cond, msg, *detail):
+    if not cond:
+        raise AssertionError(msg + ''.join('\n  %s' % (d,) for d in detail))
+
+
+# -- setup --------------------------------------------------------------------
+
+def setup():
+    os.makedirs(WORK + '/bin')
+    os.chmod(WORK, 0o755)
+    os.makedirs(LXCPATH)
+    with open(PROG, 'w') as f:
+        f.write('#!%s\nimport sys\nsys.path.insert(0, %r)\n'
+                'from ansible_collections.lxcex.share.plugins.module_utils._cli import main\nsys.exit(main())\n'
+                % (PY, COLLECTIONS))
+    os.chmod(PROG, 0o755)
+    for key in 'abcd':
+        ct = CTS[key]
+        conf = '%s/%s.conf' % (WORK, ct['name'])
+        with open(conf, 'w') as f:
+            f.write('lxc.net.0.type = empty\nlxc.apparmor.profile = unconfined\n'
+                    'lxc.idmap = u 0 %d 65536\nlxc.idmap = g 0 %d 65536\n' % (ct['base'], ct['base']))
+        extra = '-B dir --dir %s' % ct['rootfs'] if ct.get('rootfs') else ''
+        if ct.get('rootfs'):
+            os.makedirs(os.path.dirname(ct['rootfs']))
+        sh('lxc-create -P %s -n %s -t busybox -f %s %s > %s.create.log 2>&1' % (LXCPATH, ct['name'], conf, extra, conf))
+        root = ct.get('rootfs') or '%s/%s/rootfs' % (LXCPATH, ct['name'])
+        ct['root'] = root
+        u, b = ct['user'], ct['base']
+        sh('''set -e
+            R=%(root)s
+            echo "%(u)s:x:1000:100:%(u)s:/home/%(u)s:/bin/sh" >> $R/etc/passwd
+            echo "users:x:100:" >> $R/etc/group
+            mkdir -p $R/home/%(u)s/proj/sub
+            echo "file of %(u)s" > $R/home/%(u)s/proj/%(u)s.txt
+            echo nested > $R/home/%(u)s/proj/sub/nested.txt
+            chown -R %(uid)d:%(gid)d $R/home/%(u)s
+            chown %(b)d:%(b)d $R/etc/passwd $R/etc/group
+        ''' % dict(root=root, u=u, uid=b + 1000, gid=b + 100, b=b))
+    sh('''set -e
+        mkdir -p %(w)s/common/sub %(w)s/revsrc/sub %(w)s/victim
+        echo common > %(w)s/common/common.txt
+        echo rev > %(w)s/revsrc/rev.txt
+        echo "host secret" > %(w)s/victim/secret.txt
+        chown -R 7000:7000 %(w)s/common %(w)s/revsrc
+        chown -R 4242:4242 %(w)s/victim
+        chmod 0700 %(w)s/victim
+    ''' % dict(w=WORK))
+    r = module('lxc_share_hooks', dict(containers=[A, B, C, D], program=PROG, lxcpath=LXCPATH, thunks_dir=THUNKS))
+    expect(not r.get('failed'), 'hooks', r.get('msg'))
+    for ct in (A, B, C):
+        rc, dummy, out = start(ct)
+        expect(rc == 0, 'start %s' % ct, out)
+
+
+# -- the attacks ----------------------------------------------------------------
+
+@attack('1. a user of the source container redirects a private share to root\'s files')
+def attack_src_symlink():
+    src = '%s/home/alice/proj' % CTS['a']['root']
+    r = share(src=src, container=B, user='bob', dest='/home/bob/from-alice')
+    expect(r.get('changed') and not r.get('failed'), 'first share', r.get('msg'))
+    rc, out = attach(B, 'cat /home/bob/from-alice/alice.txt', uid=1000)
+    expect('file of alice' in out, 'bob reads alice\'s file', out)
+    try:
+        redirected(src)
+    finally:
+        attach(A, 'rm -f /home/alice/proj; test -d /home/alice/proj.old && mv /home/alice/proj.old /home/alice/proj')
+    r = share(src=src, container=B, user='bob', dest='/home/bob/from-alice')
+    expect(not r.get('failed'), 'the restored share works again', r.get('msg'))
+    r = share(container=B, dest='/home/bob/from-alice', state='absent')
+    expect(not r.get('failed'), 'removal', r.get('msg'))
+
+
+def redirected(src):
+    # alice (not root) swaps her shared directory for a symlink to / of her container
+    rc, out = attach(A, 'mv /home/alice/proj /home/alice/proj.old && ln -s / /home/alice/proj', uid=1000)
+    expect(rc == 0, 'alice plants the symlink', out)
+    r = share(src=src, container=B, user='bob', dest='/home/bob/from-alice')
+    expect(r.get('failed') and 'symlink' in r.get('msg', ''), 'the next run refuses the redirected src', r)
+    # and the hook at bob's next start refuses it too
+    stop(B)
+    rc, dummy, out = start(B)
+    expect(rc == 0, 'B starts', out)
+    rc, out = attach(B, 'ls /home/bob/from-alice; test -e /home/bob/from-alice/etc/passwd && echo LEAK', uid=1000)
+    expect('LEAK' not in out and 'etc' not in out.split(), 'bob does not see A\'s root filesystem', out)
+    # container root of A does the same: src now belongs to A's root
+    rc, out = attach(A, 'rm /home/alice/proj && ln -s / /home/alice/proj')
+    r = share(src=src, container=B, user='bob', dest='/home/bob/from-alice')
+    expect(r.get('failed') and 'root of container' in r.get('msg', ''), 'a src of the container\'s root is refused', r)
+
+
+@attack('2. a symlink planted in a rootfs outside lxcpath leads a share onto host data')
+def attack_rootfs_elsewhere():
+    root = CTS['c']['root']
+    target = '../' * 20 + WORK.lstrip('/') + '/victim'
+    rc, out = attach(C, 'rm -rf /home/carol/proj2 2>/dev/null; ln -s %s /home/carol/proj2' % target, uid=1000)
+    expect(rc == 0, 'carol plants the symlink', out)
+    r = share(src=root + '/home/carol/proj2', container=B, user='bob', dest='/home/bob/from-carol')
+    expect(r.get('failed'), 'the share is refused', r)
+    rc, out = attach(B, 'cat /home/bob/from-carol/secret.txt', uid=1000)
+    expect('host secret' not in out, 'bob cannot read the host directory', out)
+    # the same path given to the manual command
+    rc, out = cli(root + '/home/carol/proj2', B, 'bob', '/home/bob/from-carol2')
+    expect(rc != 0 and 'symlink' in out, 'the manual command refuses it', out)
+    rc, out = attach(B, 'cat /home/bob/from-carol2/secret.txt', uid=1000)
+    expect('host secret' not in out, 'bob cannot read the host directory', out)
+    # a real directory of carol there is fine
+    r = share(src=root + '/home/carol/proj', container=B, user='bob', dest='/home/bob/from-carol')
+    expect(not r.get('failed'), 'carol\'s real directory is shared', r.get('msg'))
+    rc, out = attach(B, 'cat /home/bob/from-carol/carol.txt', uid=1000)
+    expect('file of carol' in out, 'bob reads carol\'s file', out)
+    share(container=B, dest='/home/bob/from-carol', state='absent')
+
+
+@attack('3. container root remounts a read-only share read-write')
+def attack_remount_rw():
+    r = share(src=WORK + '/common', container=B, user='bob', dest='/home/bob/ro', readonly=True)
+    expect(not r.get('failed'), 'read-only share', r.get('msg'))
+    rc, out = attach(B, 'mount -o remount,bind,rw /home/bob/ro; echo rc=$?; touch /home/bob/ro/x && echo WROTE')
+    expect('rc=0' not in out and 'WROTE' not in out, 'container root cannot make it writable', out)
+    rc, out = attach(B, 'touch /home/bob/ro/y && echo WROTE', uid=1000)
+    expect('WROTE' not in out, 'bob cannot write', out)
+    rc, out = attach(B, 'mkdir -p /tmp/ro2 && mount --bind /home/bob/ro /tmp/ro2 && '
+                        'mount -o remount,bind,rw /tmp/ro2; echo rc=$?; touch /tmp/ro2/z && echo WROTE; umount /tmp/ro2')
+    expect('rc=0' not in out and 'WROTE' not in out, 'nor a bind of it', out)
+    expect(not os.path.exists(WORK + '/common/x') and not os.path.exists(WORK + '/common/z'), 'nothing written on disk')
+
+
+@attack('4. container root keeps a bind of a share across its removal')
+def attack_revocation():
+    r = share(src=WORK + '/revsrc', container=B, user='bob', dest='/home/bob/rev')
+    expect(not r.get('failed'), 'share', r.get('msg'))
+    attach(B, 'mkdir -p /tmp/keep /tmp/keep2 /tmp/keep3 && mount --bind /home/bob/rev /tmp/keep && '
+              'mount --bind /home/bob/rev/sub /tmp/keep2 && mount --bind /tmp/keep /tmp/keep3', check=True)
+    r = share(container=B, dest='/home/bob/rev', state='absent')
+    expect(r.get('changed') and not r.get('failed'), 'removal', r)
+    left = [l for l in mounts_in(B) if WORK + '/revsrc' in l.split()[3]]
+    expect(not left, 'no mount of the share is left in the container', *left)
+    rc, out = attach(B, 'ls /tmp/keep /tmp/keep2 /tmp/keep3', uid=1000)
+    expect('rev.txt' not in out, 'the binds show nothing of the share', out)
+    r = share(container=B, dest='/home/bob/rev', state='absent')
+    expect(not r.get('changed'), 'a second removal changes nothing', r)
+
+
+@attack('5. an unprivileged host user reads a private share through its thunk')
+def attack_thunk_read():
+    src = '%s/home/alice/proj' % CTS['a']['root']
+    r = share(src=src, container=B, user='bob', dest='/home/bob/priv')
+    expect(not r.get('failed'), 'share', r.get('msg'))
+    thunk = r['thunk']
+    expect(os.path.exists(thunk + '/alice.txt'), 'the thunk is there for root')
+    rc, out = sh('cat %s/alice.txt' % shlex.quote(thunk), check=False, user=NOBODY)
+    expect(rc != 0 and 'file of alice' not in out, 'nobody cannot read through the thunk', out)
+    rc, out = sh('ls %s/%s' % (THUNKS, B), check=False, user=NOBODY)
+    expect(rc != 0, 'nobody cannot list the container\'s thunks', out)
+    rc, out = attach(B, 'cat /home/bob/priv/alice.txt', uid=1000)
+    expect('file of alice' in out, 'bob still reads the share', out)
+    share(container=B, dest='/home/bob/priv', state='absent')
+
+
+FAKE = r'''
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x10000000 | 0x20000000) != 0:
+    sys.exit('unshare failed')
+pid = os.fork()
+if pid == 0:
+    libc.prctl(1, 9, 0, 0, 0)
+    time.sleep(600)
+    os._exit(0)
+r, w = os.pipe()
+os.set_inheritable(w, True)
+os.dup2(r, 0)
+os.execvp('cat', [sys.argv[1]])
+'''
+
+
+def fake_monitor(lxcpath, name):
+    path = WORK + '/fake.py'
+    with open(path, 'w') as f:
+        f.write(FAKE)
+    os.chmod(path, 0o644)
+    title = '[lxc monitor] %s %s' % (lxcpath, name)
+    proc = subprocess.Popen(['setpriv', '--reuid', str(NOBODY), '--regid', str(NOBODY), '--clear-groups',
+                             PY, path, title], stdin=subprocess.DEVNULL)
+    background.append(proc)
+    for dummy in range(100):
+        if titled(title, uid=NOBODY):
+            return proc
+        time.sleep(0.05)
+    raise AssertionError('the fake monitor did not start')
+
+
+@attack('6. an unprivileged host user forges a container monitor')
+def attack_fake_monitor():
+    fake = fake_monitor(LXCPATH, D)
+    try:
+        r = share(src=WORK + '/common', container=D, user='dave', dest='/home/dave/common')
+        expect(not r.get('failed') and r.get('running') is False, 'the stopped container stays stopped to the module', r)
+        rc, out = cli('list', D)
+        expect('recorded' in out, 'list shows the share as recorded (container stopped)', out)
+    finally:
+        fake.kill()
+        fake.wait()
+    # post-stop: a forged monitor of B must not make the hook keep B's thunks
+    r = share(src=WORK + '/common', container=B, user='bob', dest='/home/bob/common')
+    expect(not r.get('failed'), 'share', r.get('msg'))
+    expect(host_thunks(B), 'B has thunks')
+    fake = fake_monitor(LXCPATH, B)
+    try:
+        stop(B)
+        for dummy in range(50):
+            if not host_thunks(B):
+                break
+            time.sleep(0.1)
+        expect(not host_thunks(B), 'post-stop released B\'s thunks', host_thunks(B))
+    finally:
+        fake.kill()
+        fake.wait()
+    rc, dummy, out = start(B)
+    expect(rc == 0, 'B starts', out)
+
+
+@attack('7. container-controlled input makes a start hang')
+def attack_hang():
+    # a recorded dest turned into a symlink with a 4000-byte target
+    r = share(src=WORK + '/common', container=B, user='bob', dest='/home/bob/hang')
+    expect(not r.get('failed'), 'share', r.get('msg'))
+    attach(B, 'umount /home/bob/hang && rmdir /home/bob/hang', check=True)
+    link = CTS['b']['root'] + '/home/bob/hang'
+    os.symlink('a/' * 2000, link)
+    os.lchown(link, CTS['b']['base'], CTS['b']['base'])
+    try:
+        stop(B)
+        rc, took, out = start(B, timeout=120)
+        expect(rc == 0 and took < 60, 'B starts in time (took %.1f s)' % took, out)
+    finally:
+        os.unlink(link)
+        share(container=B, dest='/home/bob/hang', state='absent')
+    tab = '%s/%s/sharetab' % (LXCPATH, B)
+    with open(tab) as f:
+        saved = f.read()
+    try:
+        volume(tab, saved)
+    finally:
+        with open(tab, 'w') as f:
+            f.write(saved)
+        if not init_pid(B):
+            start(B)
+    slow_and_big()
+
+
+def volume(tab, saved):
+    # a sharetab with 2000 lines whose sources are gone
+    with open(tab, 'a') as f:
+        for i in range(2000):
+            f.write('%s/gone/%d bob /home/bob/gone-%d\n' % (WORK, i, i))
+    stop(B)
+    rc, took, out = start(B, timeout=120)
+    expect(rc == 0 and took < 60, 'B starts in time with 2000 broken lines (took %.1f s)' % took, out)
+    with open(tab, 'w') as f:
+        f.write(saved)
+    # 1500 valid shares at start, and a post-stop with as many thunks
+    with open(tab, 'a') as f:
+        for i in range(1500):
+            f.write('%s/common bob /home/bob/many/%d\n' % (WORK, i))
+    stop(B)
+    rc, took, out = start(B, timeout=120)
+    expect(rc == 0 and took < 60, 'B starts in time with 1500 shares (took %.1f s)' % took, out)
+    n = len([l for l in mounts_in(B) if ' /home/bob/many/' in l])
+    expect(n == 1500, 'all 1500 shares are live (%d)' % n)
+    t0 = time.monotonic()
+    stop(B)
+    expect(time.monotonic() - t0 < 60, 'B stops in time')
+    expect(not host_thunks(B), 'post-stop released 1500 thunks', len(host_thunks(B)))
+    with open(tab, 'w') as f:
+        f.write(saved)
+    rc, took, out = start(B)
+    expect(rc == 0, 'B starts', out)
+
+
+def slow_and_big():
+    # work that a container slows down (here: a pause before entering it) is cut at the hook's deadline,
+    # the hook exits 0 so that the start goes on, says why, and releases the container's lock
+    r = share(src=WORK + '/common', container=B, user='bob', dest='/home/bob/slow', live=False)
+    expect(not r.get('failed'), 'recorded share', r.get('msg'))
+    env = 'LXC_NAME=%s LXC_CONFIG_FILE=%s/%s/config LXC_HOOK_TYPE=start-host LXC_PID=%s LXCEX_SHARE_TEST_PAUSE=30' % (
+        B, LXCPATH, B, init_pid(B))
+    t0 = time.monotonic()
+    rc, out = sh('env %s %s --thunks-dir %s --deadline 3 hook' % (env, PROG, THUNKS), check=False)
+    took = time.monotonic() - t0
+    expect(rc == 0 and took < 10 and 'did not finish within 3 seconds' in out,
+           'the hook stops at its deadline (rc=%d, %.1f s)' % (rc, took), out)
+    t0 = time.monotonic()
+    r = share(container=B, dest='/home/bob/slow', state='absent')
+    expect(not r.get('failed') and time.monotonic() - t0 < 10, 'the container\'s lock is free again', r.get('msg'))
+    # a huge /etc/passwd: refused quickly instead of eating memory
+    passwd = CTS['d']['root'] + '/etc/passwd'
+    with open(passwd, 'rb') as f:
+        real = f.read()
+    with open(passwd, 'ab') as f:
+        line = b'x' * 200 + b':x:5000:5000:' + b'y' * 100 + b':/:/bin/sh\n'
+        f.write(line * (24 * 1024 * 1024 // len(line)))
+    try:
+        t0 = time.monotonic()
+        r = share(src=WORK + '/common', container=D, user='dave', dest='/home/dave/big', live=False)
+        expect(r.get('failed') and 'larger than' in r.get('msg', ''), 'a 24 MB passwd is refused', r.get('msg'))
+        expect(time.monotonic() - t0 < 30, 'quickly')
+    finally:
+        with open(passwd, 'wb') as f:
+            f.write(real)
+
+
+@attack('8. bad input is refused, nothing is left behind')
+def attack_bad_input():
+    r = share(src=WORK + '/common', container=B, user='bob', dest='/home/bob/bad', src_uid=4294967296, src_gid=7000)
+    expect(r.get('failed') and 'out of range' in r.get('msg', ''), 'src_uid 2^32 is refused', r.get('msg'))
+    r = share(src=WORK + '/common', container=B, user='bob', dest='/home/bob/bad', src_uid=7000, src_gid=-1)
+    expect(r.get('failed') and 'out of range' in r.get('msg', ''), 'src_gid -1 is refused', r.get('msg'))
+    r = share(src=WORK + '/com\x00mon', container=B, user='bob', dest='/home/bob/bad')
+    expect(r.get('failed') and 'NUL' in r.get('msg', ''), 'a NUL in src is refused', r)
+    r = share(src=WORK + '/common', container=B, user='bob', dest='/home/bob/b\x00ad')
+    expect(r.get('failed') and 'NUL' in r.get('msg', ''), 'a NUL in dest is refused', r)
+    config = '%s/%s/config' % (LXCPATH, B)
+    with open(config, 'rb') as f:
+        before = f.read()
+    for key, value in (('thunks_size', '1M\nlxc.hook.pre-start = /bin/evil'),
+                       ('program', PROG + '\nlxc.hook.pre-start = /bin/evil')):
+        args = dict(containers=[B], program=PROG, lxcpath=LXCPATH, thunks_dir=THUNKS)
+        args[key] = value
+        r = module('lxc_share_hooks', args)
+        expect(r.get('failed') and 'line break' in r.get('msg', '') or 'not a tmpfs size' in r.get('msg', ''),
+               'a line break in %s is refused' % key, r.get('msg'))
+    with open(config, 'rb') as f:
+        expect(f.read() == before, 'the config is unchanged')
+    # thunks_dir: an existing non-empty directory, a bad size, a world-writable tmpfs
+    os.makedirs(WORK + '/full/data')
+    r = share(src=WORK + '/common', container=B, user='bob', dest='/home/bob/bad', thunks_dir=WORK + '/full')
+    expect(r.get('failed') and 'not empty' in r.get('msg', ''), 'a non-empty thunks_dir is refused', r.get('msg'))
+    rc, out = sh('findmnt -n %s/full' % WORK, check=False)
+    expect(rc != 0, 'nothing is mounted on it', out)
+    r = share(src=WORK + '/common', container=B, user='bob', dest='/home/bob/bad', thunks_dir=WORK + '/new/thunks',
+              thunks_size='1Q')
+    expect(r.get('failed') and 'thunks_size' in r.get('msg', ''), 'a bad thunks_size is refused', r.get('msg'))
+    expect(not os.path.exists(WORK + '/new'), 'no directory is left behind')
+    os.makedirs(WORK + '/wtmp')
+    sh('mount -t tmpfs -o size=1M,mode=1777 lxcex-atk %s/wtmp' % WORK)
+    try:
+        r = share(src=WORK + '/common', container=B, user='bob', dest='/home/bob/bad', thunks_dir=WORK + '/wtmp')
+        expect(r.get('failed') and 'writable by nobody else' in r.get('msg', ''), 'a world-writable tmpfs is refused',
+               r.get('msg'))
+        expect(not os.listdir(WORK + '/wtmp'), 'nothing was made in it')
+    finally:
+        sh('umount %s/wtmp' % WORK)
+    # a refused dest leaves no directory in the container
+    r = share(src=WORK + '/common', container=B, user='bob', dest='/home/bob/newdir/' + 'x' * 300)
+    expect(r.get('failed'), 'a 300-byte component is refused', r)
+    rc, out = attach(B, 'test -e /home/bob/newdir && echo LEFT')
+    expect('LEFT' not in out, 'no directory is left in the container', out)
+    # a valid dest of 300 bytes works
+    dest = '/home/bob/' + '/'.join('long-component-%02d-with-dashes' % i for i in range(10))
+    expect(len(dest) >= 300, 'dest is %d bytes' % len(dest))
+    r = share(src=WORK + '/common', container=B, user='bob', dest=dest)
+    expect(not r.get('failed'), 'a 300-byte dest is shared', r.get('msg'))
+    expect(len(os.path.basename(r['thunk'])) <= 255, 'with a bounded thunk name', r['thunk'])
+    rc, out = attach(B, 'cat %s/common.txt' % dest, uid=1000)
+    expect('common' in out, 'bob sees it', out)
+    r = share(src=WORK + '/common', container=B, user='bob', dest=dest)
+    expect(not r.get('changed'), 'idempotent', r)
+    r = share(container=B, dest=dest, state='absent')
+    expect(r.get('changed') and not r.get('failed'), 'removed', r.get('msg'))
+
+
+@attack('9. concurrent runs stack mounts at one dest; removal leaves one behind')
+def attack_concurrency():
+    dest = '/home/bob/conc'
+    args = [PROG, '--lxcpath', LXCPATH, '--thunks-dir', THUNKS, WORK + '/common', B, 'bob', dest]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for dummy in range(8)]
+    outs = [p.communicate()[0].decode() for p in procs]
+    n = len([l for l in mounts_in(B) if l.split()[4] == dest])
+    expect(n == 1, 'one mount at dest after 8 concurrent runs (%d)' % n, *outs)
+    # and with the hook at start running at the same time
+    stop(B)
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for dummy in range(4)]
+    rc, dummy, out = start(B)
+    outs = [p.communicate()[0].decode() for p in procs]
+    expect(rc == 0, 'B starts', out)
+    n = len([l for l in mounts_in(B) if l.split()[4] == dest])
+    expect(n == 1, 'one mount at dest with the start hook at the same time (%d)' % n, *outs)
+    procs = [subprocess.Popen([PROG, '--lxcpath', LXCPATH, '--thunks-dir', THUNKS, '--remove', B, dest],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for dummy in range(4)]
+    outs = [p.communicate()[0].decode() for p in procs]
+    n = len([l for l in mounts_in(B) if l.split()[4] == dest])
+    expect(n == 0, 'nothing mounted at dest after concurrent removals (%d)' % n, *outs)
+    r = share(container=B, dest=dest, state='absent')
+    expect(not r.get('changed'), 'and a rerun has nothing to do', r)
+
+
+ATTACKS = [attack_src_symlink, attack_rootfs_elsewhere, attack_remount_rw, attack_revocation, attack_thunk_read,
+           attack_fake_monitor, attack_hang, attack_bad_input, attack_concurrency]
+
+
+def cleanup():
+    for proc in background:
+        try:
+            proc.kill()
+            proc.wait()
+        except OSError:
+            pass
+    # anything still running from the work directory (a hook that hangs, a forged monitor)
+    for entry in os.listdir('/proc'):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open('/proc/%s/cmdline' % entry, 'rb') as f:
+                    cmdline = f.read()
+            except OSError:
+                continue
+            if WORK.encode() in cmdline and b'[lxc monitor]' not in cmdline:
+                try:
+                    os.kill(int(entry), 9)
+                except OSError:
+                    pass
+    for key in 'abcd':
+        if os.path.exists('%s/%s/config' % (LXCPATH, CTS[key]['name'])):
+            sh('timeout 60 lxc-stop -P %s -n %s -k' % (LXCPATH, CTS[key]['name']), check=False)
+    for dummy in range(5):
+        with open('/proc/self/mountinfo') as f:
+            points = sorted((l.split()[4] for l in f if l.split()[4].startswith(WORK + '/')), reverse=True)
+        for point in points:
+            sh('umount -l %s' % shlex.quote(point.encode().decode('unicode_escape')), check=False)
+    with open('/proc/self/mountinfo') as f:
+        left = [l for l in f if l.split()[4].startswith(WORK + '/')]
+    if left:
+        log('cleanup: mounts left below %s, not removing it: %s' % (WORK, left))
+        return False
+    for key in 'abcd':
+        if os.path.exists('%s/%s/config' % (LXCPATH, CTS[key]['name'])):
+            sh('lxc-destroy -P %s -n %s -f' % (LXCPATH, CTS[key]['name']), check=False)
+    sh('rm -rf --one-file-system %s' % WORK, check=False)
+    return True
+
+
+def main():
+    wanted = sys.argv[1:]
+    sums = None
+    ok = True
+    try:
+        setup()
+        sums = checksums()
+        for run in ATTACKS:
+            if not wanted or any(w in run.title for w in wanted):
+                run()
+        rc, out = cli('list')
+        log('\n' + out)
+        removals = []
+        for ct in (B, D):
+            with open('%s/%s/sharetab' % (LXCPATH, ct)) as f:
+                for line in f:
+                    if line.strip() and not line.startswith('#'):
+                        dest = line.split()[2].encode().decode('unicode_escape')
+                        removals.append(dict(container=ct, dest=dest, state='absent'))
+        if removals:
+            r = share(shares=removals)
+            log('removed the %d remaining shares: %s' % (len(removals), 'failed' if r.get('failed') else 'ok'))
+        after = checksums()
+        same = after == sums
+        results.append(('source checksums identical at the end', same,
+                        '' if same else str(set(after.items()) ^ set(sums.items()))))
+        log('\n=== source checksums identical at the end: %s (%d files)' % (same, len(sums)))
+    except Exception:
+        log('setup or teardown failed:\n' + traceback.format_exc())
+        ok = False
+    finally:
+        if not cleanup():
+            ok = False
+    failed = [r for r in results if not r[1]]
+    log('\n'.join('%s: %s %s' % ('passed' if r[1] else 'FAILED', r[0], r[2][:300]) for r in results))
+    log('%d passed, %d failed' % (len(results) - len(failed), len(failed) + (0 if ok else 1)))
+    return 0 if ok and not failed else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
