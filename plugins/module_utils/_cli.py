@@ -29,16 +29,19 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import argparse
+import json
 import os
 import sys
 import syslog
+import time
 
 from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
 from ansible_collections.lxcex.share.plugins.module_utils._converge import (
     containers_with_sharetab, converge, sharetab_path)
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._live import ChildTimeout, run_bounded
-from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath, restarted
+from ansible_collections.lxcex.share.plugins.module_utils._lxcconf import DEFAULT_DEADLINE, DEFAULT_LOG_FILE
+from ansible_collections.lxcex.share.plugins.module_utils._lxc import Container, default_lxcpath, restarted
 from ansible_collections.lxcex.share.plugins.module_utils._resolve import shown
 from ansible_collections.lxcex.share.plugins.module_utils._share import DEFAULT_THUNKS_DIR, DEFAULT_THUNKS_SIZE, Engine
 from ansible_collections.lxcex.share.plugins.module_utils._sharetab import DirLock
@@ -48,9 +51,10 @@ HOOK_TYPES = ('pre-start', 'pre-mount', 'mount', 'autodev', 'start-host', 'start
               'destroy')
 
 
+VERSION = '0.2.0'
+DEFAULT_CONFIG = '/etc/lxcex-share.conf'
 HOOK_OUTPUT_BUDGET = 3072
 HOOK_LINE_MAX = 300
-DEFAULT_DEADLINE = 30.0
 
 
 class _Out(object):
@@ -67,7 +71,29 @@ class _Out(object):
         self._hook = None
         self.budget = HOOK_OUTPUT_BUDGET
         self.dropped = 0
+        self.log_file = None
+        self.lxc_log = None
         self.hook = hook
+
+    def _log(self, level, msg):
+        """As a hook: a line in the log file, and errors in the container's LXC log (lxc.log.file) too."""
+        stamp = time.strftime('%Y-%m-%d %H:%M:%S')
+        targets = [(self.log_file, '%s %s %s: %s\n' % (stamp, level, self.hook, msg))]
+        if level in ('ERROR', 'WARN') and self.lxc_log:
+            name = self.hook.split(' ', 1)[-1]
+            targets.append((self.lxc_log, 'lxc-start %s %s %-8s lxcex-share - %s: %s\n' % (
+                name, time.strftime('%Y%m%d%H%M%S.000'), level, self.hook, msg)))
+        for path, line in targets:
+            if not path:
+                continue
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+                try:
+                    os.write(fd, line.encode('utf-8', 'backslashreplace'))
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
 
     @property
     def hook(self):
@@ -98,13 +124,21 @@ class _Out(object):
     def info(self, msg, quiet_in_hook=False):
         if self.hook:
             syslog.syslog(syslog.LOG_INFO, '%s: %s' % (self.hook, msg))
+            self._log('INFO', msg)
             if quiet_in_hook:
                 return
         self._emit(sys.stdout, msg)
 
+    def warn(self, msg):
+        if self.hook:
+            syslog.syslog(syslog.LOG_WARNING, '%s: %s' % (self.hook, msg))
+            self._log('WARN', msg)
+        self._emit(sys.stderr, '%s: warning: %s' % (PROG, msg))
+
     def error(self, msg):
         if self.hook:
             syslog.syslog(syslog.LOG_ERR, '%s: %s' % (self.hook, msg))
+            self._log('ERROR', msg)
         self._emit(sys.stderr, '%s: %s' % (PROG, msg))
 
     def finish(self):
@@ -120,8 +154,12 @@ class _Out(object):
                 pass
 
 
-def _parser():
+def _parser(config=DEFAULT_CONFIG):
     p = argparse.ArgumentParser(prog=PROG, description='Share directories with users of LXC containers.')
+    p.add_argument('--config', default=config,
+                   help='host settings written by the lxcex_share role, the defaults of the options below '
+                        '(default %(default)s)')
+    p.add_argument('--json', action='store_true', help='with list, print JSON')
     p.add_argument('--lxcpath', help='where the containers live (default: lxc-config lxc.lxcpath)')
     p.add_argument('--thunks-dir', default=DEFAULT_THUNKS_DIR, help='the thunks tmpfs (default %(default)s)')
     p.add_argument('--thunks-size', default=DEFAULT_THUNKS_SIZE, help='its size when mounted (default %(default)s)')
@@ -129,6 +167,9 @@ def _parser():
                    help='how thunks are made (default %(default)s)')
     p.add_argument('--mount-idmapped', help='the mount-idmapped program (default: searched in PATH)')
     p.add_argument('--strict', action='store_true', help='as a hook, fail the container start on a broken share')
+    p.add_argument('--version', action='version', version='%(prog)s ' + VERSION)
+    p.add_argument('--log-file', default=DEFAULT_LOG_FILE,
+                   help='as a hook, where every share applied or failed is logged (default %(default)s)')
     p.add_argument('--deadline', type=float, default=DEFAULT_DEADLINE,
                    help='as a hook, seconds after which it stops, logs what was not done and lets the container '
                         'start (default %(default)s)')
@@ -152,6 +193,8 @@ def _report(out, results):
     failed = 0
     for res in results:
         what = '%s:%s' % (res['container'], res['dest'])
+        for warning in res.get('warnings', []):
+            out.warn(warning)
         if res.get('failed'):
             failed += 1
             out.error('%s: %s' % (what, res['msg']))
@@ -182,6 +225,7 @@ def hook(opts, env, out):
         out.error('hook: LXC_NAME, LXC_CONFIG_FILE and the hook type are needed (run me from lxc.hook.*)')
         return 2
     out.hook = '%s %s' % (hook_type, name)
+    out.log_file = opts.log_file
     directory = os.path.dirname(os.path.abspath(config))
     lxcpath = os.path.dirname(directory)
     if os.path.basename(directory) != name:
@@ -189,6 +233,10 @@ def hook(opts, env, out):
         return 2
     if hook_type not in ('start-host', 'post-stop'):
         return 0
+    try:
+        out.lxc_log = Container.load(name, lxcpath).log_file
+    except ShareError:
+        pass
     # The start-host of a new instance and the post-stop of the old one, which
     # LXC may run at the same time, take turns on the container's lock.  The
     # work runs in a child under a deadline: whatever a container (or a huge
@@ -253,56 +301,113 @@ def _start_host(opts, env, out, lxcpath, directory, name):
         elif line.strip() and not line.lstrip().startswith('#'):
             broken += 1
             out.error('sharetab line %s cannot be read' % shown(line.rstrip('\n')))
-    if requests:
-        try:
-            broken += _run(out, _engine(opts, lxcpath, pids={name: int(pid)},
-                                        timeout=max(1.0, min(opts.deadline * 0.8, 20.0))), requests)
-        except ShareError as e:
-            broken += 1
-            out.error(str(e))
+    try:
+        engine = _engine(opts, lxcpath, pids={name: int(pid)}, timeout=max(1.0, min(opts.deadline * 0.8, 20.0)))
+        # Thunks of an earlier run of this container that no post-stop
+        # released (a stop before the hook block existed) are replaced.
+        stale = engine.release(name)
+        if stale:
+            out.info('released %d stale thunks of an earlier run' % len(stale))
+        broken += _run(out, engine, requests)
+        if engine.released:
+            out.info('released %d thunks of containers that are not running' % len(engine.released))
+    except ShareError as e:
+        broken += 1
+        out.error(str(e))
     return 1 if broken and opts.strict else 0
 
 
 def list_shares(opts, out):
-    """Every share of every container (or of those named) with its state: live, recorded or broken."""
+    """Every share of every container (or of those named): live, recorded (container stopped), broken or stale.
+
+    Exit status: 0 when every share is live or recorded, 1 when one is broken
+    or a thunk is stale, 2 when a container named does not exist.
+    """
     engine = _engine(opts, check_mode=True, backend='native')
     names = opts.args[1:] or containers_with_sharetab(engine.lxcpath)
     rows = []
+    unknown = 0
     try:
+        for path in engine.release_stale():
+            rows.append(_row(path.split('/')[-2], None, 'stale', 'thunk %s left by a stop that ran no post-stop hook; '
+                             'the next run releases it' % path))
         for name in names:
+            try:
+                container = engine.container(name)
+            except ShareError as e:
+                unknown += 1
+                rows.append(_row(name, None, 'unknown', str(e)))
+                continue
             entries = _sharetab.entries(sharetab_path(engine, name))
             if not entries:
                 continue
             try:
-                running = engine.view(engine.container(name)) is not None
+                running = engine.view(container) is not None
             except ShareError as e:
-                rows.extend((name, e_.dest, e_.src, e_.user, 'broken', str(e)) for e_ in entries)
+                rows.extend(_row(name, entry, 'broken', str(e)) for entry in entries)
                 continue
             if not running:
-                rows.extend((name, e.dest, e.src, e.user, 'recorded', 'container stopped') for e in entries)
+                rows.extend(_row(name, entry, 'recorded', 'container stopped') for entry in entries)
                 continue
             requests = [_sharetab.request_of(name, e, persist=False) for e in entries]
             for entry, res in zip(entries, converge(engine, requests)):
                 if res.get('failed'):
-                    state, detail = 'broken', res['msg']
+                    rows.append(_row(name, entry, 'broken', res['msg']))
                 elif res['changed']:
-                    state, detail = 'broken', 'not mounted as recorded; a run of lxc_share or a restart repairs it'
+                    rows.append(_row(name, entry, 'broken',
+                                     'not mounted as recorded; a run of lxc_share or a restart repairs it'))
                 else:
-                    state, detail = 'live', ''
-                rows.append((name, entry.dest, entry.src, entry.user, state, detail))
+                    rows.append(_row(name, entry, 'live', ''))
     finally:
         engine.close()
-    header = ('CONTAINER', 'DEST', 'SRC', 'USER', 'STATE', 'DETAIL')
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(5)]
-    for row in [header] + rows:
-        out.info('  '.join(str(c).ljust(w) for c, w in zip(row, widths)) + '  ' + row[5])
-    return 0
+    if opts.json:
+        out.info(json.dumps(rows, indent=2, sort_keys=True))
+    else:
+        keys = ('container', 'dest', 'src', 'user', 'readonly', 'owner', 'state', 'detail')
+        table = [('CONTAINER', 'DEST', 'SRC', 'USER', 'RO', 'OWNER', 'STATE', 'DETAIL')]
+        table += [tuple('-' if r[k] is None else ('yes' if r[k] is True else 'no' if r[k] is False else str(r[k]))
+                        for k in keys) for r in rows]
+        widths = [max(len(t[i]) for t in table) for i in range(len(keys))]
+        for line in table:
+            out.info('  '.join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
+    if unknown:
+        return 2
+    return 1 if any(r['state'] in ('broken', 'stale') for r in rows) else 0
 
 
-def main(argv=None, env=None):
+def _row(container, entry, state, detail):
+    return {'container': container, 'dest': entry.dest if entry else None, 'src': entry.src if entry else None,
+            'user': entry.user if entry else None, 'group': entry.options.get('group') if entry else None,
+            'readonly': entry.readonly if entry else None, 'owner': (entry.owner or 'hand') if entry else None,
+            'state': state, 'detail': detail}
+
+
+def read_host_config(path):
+    """Settings the role installed (KEY = VALUE lines, # comments); {} when the file does not exist."""
+    try:
+        with open(path) as f:
+            text = f.read(65536)
+    except (IOError, OSError):
+        return {}
+    conf = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith('#') and '=' in line:
+            key, value = line.split('=', 1)
+            conf[key.strip().replace('-', '_')] = value.strip()
+    return conf
+
+
+def main(argv=None, env=None, config=DEFAULT_CONFIG):
+    """Run the program; config is the host config file whose settings are the defaults of the options."""
     argv = sys.argv[1:] if argv is None else argv
     env = os.environ if env is None else env
-    opts = _parser().parse_args(argv)
+    parser = _parser(config)
+    first, dummy = parser.parse_known_args(argv)
+    settings = read_host_config(first.config)
+    known = set(a.dest for a in parser._actions)
+    parser.set_defaults(**dict((k, v) for k, v in settings.items() if k in known and k != 'config'))
+    opts = parser.parse_args(argv)
     out = _Out()
     try:
         if opts.args[:1] == ['hook']:
@@ -321,7 +426,8 @@ def main(argv=None, env=None):
                 return 2
             src, container, user, dest = opts.args
             request = {'src': src, 'container': container, 'user': user, 'dest': dest, 'state': 'present',
-                       'readonly': opts.ro, 'group': opts.group, 'persist': not opts.no_persist, 'live': True}
+                       'readonly': opts.ro, 'group': opts.group, 'persist': not opts.no_persist, 'live': True,
+                       'owner': 'manual'}
         return 1 if _run(out, _engine(opts), [request]) else 0
     except ShareError as e:
         out.error(str(e))

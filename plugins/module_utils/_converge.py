@@ -22,7 +22,7 @@ from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareEr
 from ansible_collections.lxcex.share.plugins.module_utils._share import SHARETAB
 
 SHARE_KEYS = ('src', 'container', 'user', 'group', 'dest', 'state', 'readonly', 'src_uid', 'src_gid', 'persist',
-              'live', 'allow_root')
+              'live', 'allow_root', 'owner', 'nonempty_dest')
 
 
 def sharetab_path(engine, name):
@@ -39,13 +39,13 @@ def containers_with_sharetab(lxcpath):
             and os.path.isfile(os.path.join(lxcpath, n, SHARETAB))]
 
 
-def prune_requests(engine, requests, containers):
-    """Removals for the managed sharetab lines of containers that no request names."""
+def prune_requests(engine, requests, containers, owner=_sharetab.DEFAULT_OWNER):
+    """Removals for the sharetab lines of owner in containers that no request names."""
     wanted = set((r.get('container'), _sharetab.normalize_dest(r.get('dest'))) for r in requests)
     out = []
     for name in containers:
         for entry in _sharetab.entries(sharetab_path(engine, name)):
-            if entry.managed and (name, entry.dest) not in wanted:
+            if entry.owner == owner and (name, entry.dest) not in wanted:
                 out.append({'container': name, 'dest': entry.dest, 'state': 'absent', 'persist': True, 'live': True,
                             'pruned': True})
                 wanted.add((name, entry.dest))
@@ -57,12 +57,14 @@ def _failed(req, msg):
             'changed': False, 'failed': True, 'msg': msg}
 
 
-def converge(engine, requests, prune=None):
+def converge(engine, requests, prune=None, owner=_sharetab.DEFAULT_OWNER):
     """Validate and apply requests; return one result per request (pruned removals last).
 
-    prune: None, or the names of the containers whose managed sharetab lines
-    that no request names are removed.
+    prune: None, or the names of the containers whose sharetab lines written
+    by owner that no request names are removed.  Thunks left by containers that are
+    not running are released first (engine.released says which).
     """
+    engine.released = engine.release_stale()
     requests = list(requests)
     seen = {}
     for req in requests:
@@ -71,7 +73,7 @@ def converge(engine, requests, prune=None):
             raise ShareError('container %s, dest %s is listed twice' % key)
         seen[key] = req
     if prune:
-        requests += prune_requests(engine, requests, prune)
+        requests += prune_requests(engine, requests, prune, owner)
     results = [None] * len(requests)
     prepared = []
     for i, req in enumerate(requests):

@@ -224,9 +224,11 @@ class ContainerView(object):
     def probe(self, dests):
         """How each dest looks from inside the container, read in a bounded child.
 
-        Returns {dest: (resolved, mount id, is mount root)}, with None for a
-        dest that does not exist and a ShareError for one that cannot be
-        resolved.  Needs no entry: it walks /proc/PID/root.
+        Returns {dest: (resolved, mount id, is mount root, entries)}, with
+        None for a dest that does not exist and a ShareError for one that
+        cannot be resolved; entries counts what a directory that is not a
+        mount point holds (up to MAX_COUNTED + 1).  Needs no entry: it walks
+        /proc/PID/root.
         """
         if not dests:
             return {}
@@ -242,9 +244,10 @@ class ContainerView(object):
                     continue
                 try:
                     mnt_id, is_root, dummy = _kernel.statx_mount('', dirfd=fd)
+                    entries = 0 if is_root else _count_entries(fd)
                 finally:
                     os.close(fd)
-                out.append(['ok', resolved, mnt_id, is_root])
+                out.append(['ok', resolved, mnt_id, is_root, entries])
             return out
 
         try:
@@ -272,7 +275,8 @@ class ContainerView(object):
         uid:gid (ids as the container sees them); ('umount', dest, dest)
         detaches the mount at dest; ('umount_id', id, path) detaches the
         mount at path only while it is the mount numbered id in mountinfo
-        (ESTALE otherwise).  Returns one (errno, message, mount id) per op;
+        (ESTALE otherwise); ('rmdirs', [paths], dest) removes the directories
+        an attach created, deepest first, while they are empty.  Returns one (errno, message, mount id) per op;
         errno 0 is success.
         """
         if not ops:
@@ -311,6 +315,29 @@ def _umount_at(root_fd, dest):
         os.close(parent_fd)
 
 
+MAX_COUNTED = 1000
+
+
+def _count_entries(fd):
+    """How many entries the directory behind the O_PATH fd holds, counted up to MAX_COUNTED + 1."""
+    try:
+        dfd = os.open('.', os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+    except OSError:
+        return 0
+    count = 0
+    try:
+        with os.scandir(dfd) as it:
+            for dummy in it:
+                count += 1
+                if count > MAX_COUNTED:
+                    break
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+    return count
+
+
 def _umount_id(root_fd, path, mnt_id):
     """Detach the mount at path when it is the mount mnt_id (as mountinfo numbers it); False when it is not."""
     try:
@@ -337,6 +364,7 @@ def _rmdirs(created):
 
 
 def _attach_at(root_fd, tree_fd, dest, owner):
+    """Attach at dest; returns (mount id, directories created for it, top first)."""
     fd, dummy, created = walk(root_fd, dest, 'dest', create_owner=owner)
     try:
         _kernel.move_mount(tree_fd, '', target_dirfd=fd)
@@ -347,7 +375,7 @@ def _attach_at(root_fd, tree_fd, dest, owner):
     os.close(fd)
     fd, dummy, dummy2 = walk(root_fd, dest, 'dest')
     try:
-        return _kernel.statx_mount('', dirfd=fd)[0]
+        return _kernel.statx_mount('', dirfd=fd)[0], created
     finally:
         os.close(fd)
 
@@ -397,7 +425,11 @@ def _child(userns_fd, mntns_fd, thunks_dir, ops):  # pragma: no cover - runs in 
                 dummy, thunk, dest, owner, replace = op
                 if replace:
                     _umount_at(root_fd, dest)
-                mnt_id = _attach_at(root_fd, trees[thunk], dest, owner)
+                mnt_id, created = _attach_at(root_fd, trees[thunk], dest, owner)
+                results.append([0, None, mnt_id, created])
+                continue
+            elif op[0] == 'rmdirs':
+                _rmdirs(op[1])
             elif op[0] == 'umount':
                 _umount_at(root_fd, op[1])
             elif op[0] == 'umount_id':

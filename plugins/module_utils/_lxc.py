@@ -95,6 +95,7 @@ class Container(object):
         self.rootfs = None
         self.rootfs_type = None
         self.rootfs_options = ''
+        self.log_file = None
         for key, value in pairs:
             if key == 'lxc.idmap':
                 self._add_idmap(value)
@@ -102,6 +103,8 @@ class Container(object):
                 self._set_rootfs(value)
             elif key == 'lxc.rootfs.options':
                 self.rootfs_options = value
+            elif key == 'lxc.log.file':
+                self.log_file = value or None
 
     @classmethod
     def load(cls, name, lxcpath):

@@ -35,7 +35,7 @@ from ansible_collections.lxcex.share.plugins.module_utils import _kernel
 from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._idmap import Idmap, single
-from ansible_collections.lxcex.share.plugins.module_utils._live import ContainerStopped, ContainerView
+from ansible_collections.lxcex.share.plugins.module_utils._live import MAX_COUNTED, ContainerStopped, ContainerView
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import Container, find_init_pid, monitor_pids
 from ansible_collections.lxcex.share.plugins.module_utils._mountinfo import MountTable
 from ansible_collections.lxcex.share.plugins.module_utils._passwd import Accounts
@@ -126,6 +126,7 @@ class Engine(object):
         self._accounts = {}
         self._views = {}
         self._monitors = None
+        self.released = []
         self._rootfs = None
         self._srcs = {}
         self._pids = dict(pids or {})
@@ -256,7 +257,8 @@ class Engine(object):
         share = Share(container=container, dest=dest, state=state, thunk=self.thunk_path(container, dest),
                       persist=params.get('persist', True), live=params.get('live', True),
                       readonly=bool(params.get('readonly')), src=params.get('src'), user=params.get('user'),
-                      group=params.get('group'), idmap=None, entry=None, src_fd=None)
+                      group=params.get('group'), idmap=None, entry=None, src_fd=None, created=[],
+                      nonempty=params.get('nonempty_dest') or 'warn')
         if state == 'absent':
             return share
         src = params.get('src')
@@ -465,27 +467,72 @@ class Engine(object):
     def release(self, name):
         """Unmount every thunk of a container (after it stopped) and rmdir their directories.
 
-        Returns the thunk paths unmounted.  Only idmapped mounts are touched.
+        Returns the thunk paths unmounted.  Only idmapped mounts are touched,
+        at any depth below THUNKS_DIR/NAME (the original lxcex-share nested
+        its thunks like their dests).  Directories are removed only when they
+        are empty, not mount points, and on the thunks tmpfs itself: never a
+        directory inside a thunk.
         """
         directory = posixpath.join(self.thunks_dir, name)
+        try:
+            tmpfs_dev = os.stat(self.thunks_dir).st_dev
+        except OSError:
+            return []
         done = []
         for path in reversed(self.thunks.mounts.below(directory)):
-            if posixpath.dirname(path) != directory:
+            try:
+                changed, dummy, dummy2 = self.thunks.absent(path)
+            except ShareError:
                 continue
-            changed, dummy, dummy2 = self.thunks.absent(path)
             if changed:
                 done.append(path)
             if not self.check_mode:
-                try:
-                    os.rmdir(path)
-                except OSError:
-                    pass
+                self._rmdir_up(path, directory, tmpfs_dev)
         if not self.check_mode:
-            try:
-                os.rmdir(directory)
-            except OSError:
-                pass
+            self._rmdir_up(directory, self.thunks_dir, tmpfs_dev)
         return done
+
+    def _rmdir_up(self, path, top, dev):
+        """rmdir path and its parents below top while empty, unmounted and on the filesystem dev."""
+        while path != top and is_inside(path, top):
+            st = _lstat(path)
+            if st is None or not stat.S_ISDIR(st.st_mode) or st.st_dev != dev or self.thunks.mounts.top(path):
+                return
+            try:
+                os.rmdir(path)
+            except OSError:
+                return
+            path = posixpath.dirname(path)
+
+    def release_stale(self):
+        """Unmount the thunks of containers that are not running at all; returns the thunks released.
+
+        A container that was running when its hook block was added has no
+        post-stop hook loaded, so its thunks stay after it stops.  Any run
+        finds and releases them.  A container counts as running while any
+        trusted monitor of that name exists, in whatever lxcpath, so that
+        another lxcpath's container of the same name keeps its thunks.
+        """
+        prefix = self.thunks_dir.rstrip('/') + '/'
+        names = set()
+        for point in self.thunks.mounts.below(self.thunks_dir):
+            rest = point[len(prefix):]
+            if '/' in rest:
+                names.add(rest.split('/', 1)[0])
+        if not names:
+            return []
+        if self._monitors is None:
+            self._monitors = monitor_pids()
+        running = set(key.rsplit(' ', 1)[-1] for key in self._monitors) | set(self._pids)
+        released = []
+        for name in sorted(names - running):
+            directory = os.path.join(self.lxcpath, name)
+            if os.path.isdir(directory) and not self.check_mode:
+                with DirLock(directory):
+                    released.extend(self.release(name))
+            else:
+                released.extend(self.release(name))
+        return released
 
     @staticmethod
     def live_key(share):
@@ -546,9 +593,9 @@ class Engine(object):
             raise probed
         if probed is None:
             return {'mounted': False}
-        resolved, mnt_id, is_root = probed
+        resolved, mnt_id, is_root, entries = probed
         if not is_root:
-            return {'mounted': False}
+            return {'mounted': False, 'entries': entries}
         record = self.state.load(self.live_key(share))
         entry = view.mounts.top(resolved)
         ours = record is not None and record.get('mount_id') == mnt_id
@@ -614,7 +661,8 @@ class Engine(object):
         if self.check_mode or not ops:
             return
         outcome = view.execute([op for dummy, op in ops], thunks_dir=self.thunks_dir)
-        for (share, op), (err, msg, mnt_id) in zip(ops, outcome):
+        for (share, op), answer in zip(ops, outcome):
+            err, msg, mnt_id = answer[:3]
             if err:
                 if op[0] == 'umount_id' and err == errno.ESTALE:
                     continue
@@ -623,34 +671,52 @@ class Engine(object):
                     container.name, msg or os.strerror(err)))
             elif op[0] == 'attach':
                 source = self._source_of(share)
+                # Directories made for the share: those of this attach, or of the one it replaced.
+                created = answer[3] if len(answer) > 3 and answer[3] else share.created
                 self.state.save({'path': self.live_key(share), 'mount_id': mnt_id, 'src': share.src,
                                  'idmap': share.idmap.to_dict(), 'readonly': share.readonly,
-                                 'thunk_mount_id': self._thunk_mount_id(share),
+                                 'thunk_mount_id': self._thunk_mount_id(share), 'created': created,
                                  'dev': list(source[0]) if source else None, 'root': source[1] if source else None})
-            elif not results[id(share)].get('failed'):
+            elif op[0] != 'rmdirs' and not results[id(share)].get('failed'):
                 self.state.delete(self.live_key(share))
 
     def _live_ops(self, container, view, share, res, thunk_changed, probed):
         """The operations one share needs inside the container."""
         cur = self._live_current(view, share, probed)
         res['before']['live'] = dict((k, cur[k]) for k in ('mounted', 'src', 'idmap', 'readonly') if k in cur)
+        record = self.state.load(self.live_key(share)) or {}
+        share.created = record.get('created') or []
         if share.state == 'absent':
             copies = self._copies(view, share)
             if copies:
                 res['changed'] = True
                 res['revoked'] = [e.mount_point for e in copies]
-                return [('umount_id', e.mount_id, e.mount_point) for e in copies]
-            if cur['mounted'] and cur['ours']:
+                ops = [('umount_id', e.mount_id, e.mount_point) for e in copies]
+            elif cur['mounted'] and cur['ours']:
                 res['changed'] = True
-                return [('umount', share.dest, share.dest)]
-            if cur['mounted']:
-                res['after']['live'] = res['before']['live']
-            return []
+                ops = [('umount', share.dest, share.dest)]
+            else:
+                if cur['mounted']:
+                    res['after']['live'] = res['before']['live']
+                return []
+            if share.created:
+                ops.append(('rmdirs', share.created, share.dest))
+            return ops
         want = {'mounted': True, 'src': share.src, 'idmap': share.idmap.entries(), 'readonly': share.readonly}
         res['after']['live'] = want
         if cur['mounted'] and not cur['ours']:
             raise ShareError('dest %s in container %s is already a mount point of something else; refusing to cover it'
                              % (share.dest, container.name))
+        if not cur['mounted'] and cur.get('entries'):
+            count = cur['entries']
+            shown_count = '%d' % count if count <= MAX_COUNTED else 'more than %d' % MAX_COUNTED
+            if share.nonempty == 'refuse':
+                raise ShareError('dest %s in container %s is not empty (%s entries); refusing to cover them '
+                                 '(nonempty_dest=refuse)' % (share.dest, container.name, shown_count))
+            res['covered'] = count
+            res.setdefault('warnings', []).append(
+                'dest %s in container %s is not empty: the share hides %s entries that were there'
+                % (share.dest, container.name, shown_count))
         same = (cur['mounted'] and cur.get('src') == share.src and cur.get('idmap') == want['idmap']
                 and cur.get('readonly') == share.readonly and not thunk_changed.get(id(share))
                 and cur.get('thunk_mount_id') == self._thunk_mount_id(share))

@@ -5,8 +5,13 @@
 
 Readable by the reference format (three columns, ``#`` comments, blank
 lines).  A fourth column holds comma-separated options: ``ro``,
-``group=G``, ``uid=N`` and ``gid=N`` (src ids), ``allow_root``, and
-``managed`` for lines lxcex.share wrote.  Whitespace and backslashes in
+``group=G``, ``uid=N`` and ``gid=N`` (src ids), ``allow_root``,
+``nonempty=refuse`` (do not cover a non-empty dest), and
+``managed=OWNER`` for lines lxcex.share wrote, OWNER saying who: ``role``
+(the lxcex_share role), ``task`` (an lxc_share task), ``manual`` (the
+lxcex-share command).  A run that prunes removes only the lines of its own
+owner; a bare ``managed`` (written by 0.1.0) and hand-written lines are
+never pruned.  Whitespace and backslashes in
 fields are escaped as octal like fstab (``\\040``).
 
 Changes touch only the lines of the given destinations, keep every other line
@@ -52,6 +57,14 @@ class Entry(object):
     def managed(self):
         return 'managed' in self.options
 
+    @property
+    def owner(self):
+        """Who wrote the line: 'role', 'task', 'manual' (managed=OWNER); 'legacy' for a bare 'managed'
+        (lxcex.share 0.1.0); None for a hand-written line."""
+        if 'managed' not in self.options:
+            return None
+        return self.options['managed'] or 'legacy'
+
     def format(self):
         fields = [escape(self.src), escape(str(self.user)), escape(self.dest)]
         if self.options:
@@ -72,9 +85,12 @@ class Entry(object):
         return 'Entry(%r)' % self.format()
 
 
+DEFAULT_OWNER = 'task'
+
+
 def entry_of(request, src_uid=None, src_gid=None):
     """The managed sharetab line of a validated share request (the inverse of request_of)."""
-    options = {'managed': None}
+    options = {'managed': request.get('owner') or DEFAULT_OWNER}
     if request.get('readonly'):
         options['ro'] = None
     if request.get('group') not in (None, ''):
@@ -85,6 +101,8 @@ def entry_of(request, src_uid=None, src_gid=None):
         options['gid'] = str(src_gid if src_gid is not None else request['src_gid'])
     if request.get('allow_root'):
         options['allow_root'] = None
+    if request.get('nonempty_dest') == 'refuse':
+        options['nonempty'] = 'refuse'
     return Entry(request['src'], str(request['user']), normalize_dest(request['dest']), options)
 
 
@@ -95,7 +113,8 @@ def request_of(container, entry, **extra):
            'readonly': 'ro' in opts, 'group': opts.get('group'), 'allow_root': 'allow_root' in opts,
            'src_uid': int(opts['uid']) if (opts.get('uid') or '').isdigit() else None,
            'src_gid': int(opts['gid']) if (opts.get('gid') or '').isdigit() else None,
-           'persist': True, 'live': True}
+           'persist': True, 'live': True, 'owner': entry.owner,
+           'nonempty_dest': 'refuse' if opts.get('nonempty') == 'refuse' else 'warn'}
     req.update(extra)
     return req
 

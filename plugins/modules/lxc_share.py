@@ -21,8 +21,9 @@ description:
   - The user and group are read as data from the container's C(/etc/passwd) and C(/etc/group), resolved inside the
     container root; no program of the container is ever run. The destination is resolved inside the container; a
     symlink that leads out of it, or through C(/proc), is refused.
-  - The module never deletes a file. With O(state=absent) it unmounts the live mount and the thunk, removes the
-    thunk directories if empty and removes the sharetab line.
+  - The module never deletes a file. With O(state=absent) it unmounts the live mount (and any bind of it in the
+    container) and the thunk, removes the directories the share created (inside the container and for the thunk)
+    when they are empty, and removes the sharetab line.
 author:
   - lxcex.share developers (@lxcex)
 options:
@@ -73,6 +74,14 @@ options:
     description: Apply the share to the running container now. A stopped container is left as it is.
     type: bool
     default: true
+  nonempty_dest:
+    description:
+      - What to do when O(dest) is a directory that already holds files (the share would hide them until it is
+        removed). V(warn) shares it anyway and says how many entries are hidden (a task warning, and RV(covered));
+        V(refuse) fails the share instead. The start hook follows the same choice and logs it.
+    type: str
+    choices: [warn, refuse]
+    default: warn
   shares:
     description:
       - Many shares at once, applied in one pass (mountinfo, configs and passwd files read once, one user namespace
@@ -95,10 +104,20 @@ options:
       persist: {description: See O(persist)., type: bool, default: true}
       live: {description: See O(live)., type: bool, default: true}
       allow_root: {description: See O(allow_root)., type: bool, default: false}
+      nonempty_dest: {description: See O(nonempty_dest)., type: str, choices: [warn, refuse], default: warn}
+  owner:
+    description:
+      - Who the sharetab lines of this task belong to, written as C(managed=OWNER). The role C(lxcex.share.lxcex_share)
+        uses V(role), the C(lxcex-share) command V(manual), this module V(task) unless told otherwise.
+      - O(exclusive) removes only lines of the same owner, so the role never removes a share added by hand or by a
+        task outside the role. V(legacy) names the lines written by lxcex.share 0.1.0 (a bare C(managed)), which
+        nothing else prunes.
+    type: str
+    default: task
   exclusive:
     description:
-      - With O(shares), remove every share that lxcex.share recorded (sharetab lines marked C(managed)) and that the
-        list does not name, live and from the sharetab. Hand-written sharetab lines are never touched.
+      - With O(shares), remove every share of O(owner) (sharetab lines marked C(managed=OWNER)) that the list does not
+        name, live and from the sharetab. Lines of other owners and hand-written lines are never touched.
       - V(none) removes nothing; V(listed) looks at the containers named in O(shares); V(all) at every container in
         O(lxcpath) that has a sharetab.
     type: str
@@ -234,6 +253,20 @@ after:
   sample:
     sharetab: /srv/common bob /home/bob/common managed
     live: {mounted: true, src: /srv/common, idmap: [u:1000:401000:1, g:100:400100:1], readonly: false}
+covered:
+  description: How many entries were in O(dest) before the share covered them (counted up to 1001); 0 or absent when
+    it was empty.
+  returned: when O(dest) was a non-empty directory
+  type: int
+  sample: 3
+released_thunks:
+  description:
+    - Thunks of containers that are not running (left by a stop that ran no post-stop hook, for example of a
+      container that was already running when its hook block was added), released by this run.
+  returned: always
+  type: list
+  elements: str
+  sample: [/mnt/share-thunks/old-container/home-bob-share]
 stats:
   description:
     - With O(shares), what the pass cost, for monitoring and for the performance tests; C(seconds) is the
@@ -255,6 +288,7 @@ results:
     - {container: bob-container, dest: /home/bob/common, state: present, changed: true, thunk: /mnt/share-thunks/bob-container/home-bob-common}
 '''
 
+import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -276,6 +310,7 @@ SHARE_SPEC = dict(
     persist=dict(type='bool', default=True),
     live=dict(type='bool', default=True),
     allow_root=dict(type='bool', default=False),
+    nonempty_dest=dict(type='str', choices=['warn', 'refuse'], default='warn'),
 )
 
 
@@ -292,6 +327,7 @@ def main():
         shares=dict(type='list', elements='dict', options=_element_spec(),
                     required_if=[('state', 'present', ('src', 'user'))]),
         exclusive=dict(type='str', choices=['none', 'listed', 'all'], default='none'),
+        owner=dict(type='str', default='task'),
         backend=dict(type='str', choices=['native', 'mount-idmapped'], default='native'),
         mount_idmapped=dict(type='path'),
         lxcpath=dict(type='path'),
@@ -312,7 +348,12 @@ def main():
         module.fail_json(msg='state is present but all of the following are missing: %s' % ', '.join(missing))
     if not batch and p['exclusive'] != 'none':
         module.fail_json(msg='exclusive=%s needs shares' % p['exclusive'])
-    requests = p['shares'] if batch else [dict((k, p[k]) for k in SHARE_KEYS)]
+    if not re.match(r'^[a-z0-9_-]{1,32}$', p['owner']):
+        module.fail_json(msg='owner %r is not a word of 1 to 32 lowercase letters, digits, - or _' % p['owner'])
+    requests = [dict(r, owner=p['owner']) for r in p['shares']] if batch else \
+        [dict((k, p.get(k)) for k in SHARE_KEYS if k != 'owner')]
+    for r in requests:
+        r['owner'] = p['owner']
     try:
         engine = Engine(p['lxcpath'] or default_lxcpath(), p['thunks_dir'], p['thunks_size'],
                         check_mode=module.check_mode, backend=p['backend'], run_command=module.run_command,
@@ -326,7 +367,7 @@ def main():
         elif p['exclusive'] == 'all':
             prune = containers_with_sharetab(engine.lxcpath)
         started = time.monotonic()
-        results = converge(engine, requests, prune=prune)
+        results = converge(engine, requests, prune=prune, owner=p['owner'])
         stats = engine.stats()
         stats['seconds'] = round(time.monotonic() - started, 6)
         if not batch and not results[0].get('failed'):
@@ -336,8 +377,15 @@ def main():
     finally:
         engine.close()
 
+    released = list(engine.released)
+    for r in results:
+        for warning in r.pop('warnings', []):
+            module.warn(warning)
     if not batch:
         result = results[0]
+        result['released_thunks'] = released
+        if released:
+            result['changed'] = True
         if result.pop('failed', False):
             module.fail_json(**result)
         if module._diff:
@@ -345,9 +393,9 @@ def main():
             result['diff'] = dict(before=result['before'], after=result['after'], before_header=header, after_header=header)
         module.exit_json(**result)
 
-    changed = any(r.get('changed') for r in results)
+    changed = any(r.get('changed') for r in results) or bool(released)
     failures = ['%s:%s: %s' % (r['container'], r['dest'], r['msg']) for r in results if r.get('failed')]
-    out = dict(changed=changed, results=results, stats=stats)
+    out = dict(changed=changed, results=results, stats=stats, released_thunks=released)
     if module._diff:
         out['diff'] = dict(before=dict(('%s:%s' % (r['container'], r['dest']), r.get('before')) for r in results),
                            after=dict(('%s:%s' % (r['container'], r['dest']), r.get('after')) for r in results))

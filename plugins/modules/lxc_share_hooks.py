@@ -22,12 +22,17 @@ author:
   - lxcex.share developers (@lxcex)
 options:
   containers:
-    description: Names of the containers.
+    description:
+      - Names of the containers. Required with O(state=present).
+      - With O(state=absent), every container of O(lxcpath) whose config has the block when not given.
     type: list
     elements: str
-    required: true
   state:
-    description: V(present) adds or updates the block, V(absent) removes it.
+    description:
+      - V(present) adds or updates the block (and takes over from the original lxcex-share, see O(takeover)).
+      - V(absent) removes the block, releases the thunks of those containers and unmounts the thunks tmpfs when
+        nothing is mounted in it any more. Sharetabs and shared data are left alone; shares still live in running
+        containers stay until they stop.
     type: str
     choices: [present, absent]
     default: present
@@ -36,7 +41,10 @@ options:
     type: path
     default: /usr/local/bin/lxcex-share
   strict:
-    description: Make the hook fail the container start when a share is broken, instead of logging it.
+    description:
+      - Make the hook fail the container start when a share is broken, instead of logging it.
+      - Without it, the hook lines run the program through a guard, so that a container also starts when the hook
+        program or its interpreter is missing; the guard logs that on stderr and in O(log_file).
     type: bool
     default: false
   backend:
@@ -64,6 +72,23 @@ options:
         container start (or stop). Whatever a container or its sharetab holds, a start never waits longer.
     type: float
     default: 30
+  log_file:
+    description:
+      - File where the hook logs every share it applies or fails to apply, and where the guard of the hook line logs
+        a hook program that cannot run. The hook also writes its errors to the container's C(lxc.log.file) when the
+        container has one, at ERROR level.
+    type: path
+    default: /var/log/lxcex-share.log
+  takeover:
+    description:
+      - Take over a container set up with the original C(lxcex-share) script. Its hook lines (any C(lxc.hook.*) line
+        outside the block that runs a program named C(lxcex-share)) and its C(rbind) C(lxc.mount.entry) of a thunks
+        directory are commented out with a marker (every other line kept byte for byte, the config copied to
+        C(config.before-lxcex-share) before the first such change). Its 3-column sharetab lines are applied by the
+        hook as they are. The copy of the script it put into the container (C(/usr/local/bin/lxcex-share)) is
+        reported in RV(original_files) and a warning, never deleted.
+    type: bool
+    default: true
   ensure_thunks:
     description: Mount the thunks tmpfs now when it is missing.
     type: bool
@@ -104,6 +129,28 @@ thunks_mounted:
   returned: always
   type: bool
   sample: false
+disabled:
+  description: Per container, the lines of the original lxcex-share setup that were (or would be) commented out.
+  returned: always
+  type: dict
+  sample: {bob-container: ["lxc.hook.pre-start = /usr/local/bin/lxcex-share"]}
+original_files:
+  description: Copies of the original lxcex-share script found in the containers' root filesystems (left in place).
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/lib/lxc/bob-container/rootfs/usr/local/bin/lxcex-share]
+released_thunks:
+  description: With O(state=absent), the thunks unmounted.
+  returned: always
+  type: list
+  elements: str
+  sample: [/mnt/share-thunks/bob-container/home-bob-share]
+thunks_unmounted:
+  description: With O(state=absent), whether the thunks tmpfs was (or would be) unmounted.
+  returned: always
+  type: bool
+  sample: true
 hook:
   description: The command the hook entries run.
   returned: always
@@ -111,20 +158,16 @@ hook:
   sample: /usr/local/bin/lxcex-share --thunks-dir /mnt/share-thunks --thunks-size 1M hook
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lxcex.share.plugins.module_utils import _lxcconf
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
-from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath
-from ansible_collections.lxcex.share.plugins.module_utils._share import Engine
-from ansible_collections.lxcex.share.plugins.module_utils._validate import check_text, check_thunks_size
+from ansible_collections.lxcex.share.plugins.module_utils._hooks import DEFAULT_DEADLINE, converge_hooks
+from ansible_collections.lxcex.share.plugins.module_utils._lxcconf import DEFAULT_LOG_FILE
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            containers=dict(type='list', elements='str', required=True),
+            containers=dict(type='list', elements='str'),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
             program=dict(type='path', default='/usr/local/bin/lxcex-share'),
             strict=dict(type='bool', default=False),
@@ -133,60 +176,24 @@ def main():
             lxcpath=dict(type='path'),
             thunks_dir=dict(type='path', default='/mnt/share-thunks'),
             thunks_size=dict(type='str', default='1M'),
-            deadline=dict(type='float', default=30.0),
+            deadline=dict(type='float', default=DEFAULT_DEADLINE),
+            log_file=dict(type='path', default=DEFAULT_LOG_FILE),
+            takeover=dict(type='bool', default=True),
             ensure_thunks=dict(type='bool', default=True),
         ),
+        required_if=[('state', 'present', ('containers',))],
         supports_check_mode=True,
     )
-    p = module.params
     try:
-        for key in ('program', 'mount_idmapped', 'lxcpath', 'thunks_dir'):
-            check_text(key, p[key])
-            if p[key] is not None and not p[key].startswith('/'):
-                raise ShareError('%s %r is not an absolute path' % (key, p[key]))
-        check_thunks_size(p['thunks_size'])
-        if not 0 < p['deadline'] <= 3600:
-            raise ShareError('deadline %r is not a number of seconds between 0 and 3600' % p['deadline'])
-        for name in p['containers']:
-            check_text('container name', name)
+        result = converge_hooks(module.params, check_mode=module.check_mode)
     except ShareError as e:
-        module.fail_json(msg=str(e))
-    lxcpath = p['lxcpath'] or default_lxcpath()
-    args = ['--thunks-dir', p['thunks_dir'], '--thunks-size', p['thunks_size']]
-    if p['backend'] != 'native':
-        args += ['--backend', p['backend']]
-        if p['mount_idmapped']:
-            args += ['--mount-idmapped', p['mount_idmapped']]
-    if p['strict']:
-        args.append('--strict')
-    if p['deadline'] != 30.0:
-        args += ['--deadline', '%g' % p['deadline']]
-    lines = _lxcconf.block_lines(p['program'], args) if p['state'] == 'present' else None
-    changed_containers = []
-    diffs = []
-    thunks_mounted = False
-    try:
-        # The thunks directory first: when it is refused, no config has been touched.
-        if p['ensure_thunks'] and p['state'] == 'present':
-            engine = Engine(lxcpath, p['thunks_dir'], p['thunks_size'], check_mode=module.check_mode)
-            try:
-                thunks_mounted = engine.ensure_thunks_fs()
-            finally:
-                engine.close()
-        for name in p['containers']:
-            if not name or '/' in name or name in ('.', '..'):
-                raise ShareError('container name %r is not valid' % (name,))
-            config = os.path.join(lxcpath, name, 'config')
-            changed, before, after = _lxcconf.ensure(config, lines, check_mode=module.check_mode)
-            if changed:
-                changed_containers.append(name)
-                diffs.append(dict(before=before, after=after, before_header=config, after_header=config))
-    except ShareError as e:
-        module.fail_json(msg=str(e), changed_containers=changed_containers)
-    result = dict(changed=bool(changed_containers) or thunks_mounted, changed_containers=changed_containers,
-                  thunks_mounted=thunks_mounted, hook=_lxcconf.hook_command(p['program'], args))
+        partial = getattr(e, 'partial', None) or {}
+        module.fail_json(msg=str(e), changed_containers=partial.get('changed_containers', []))
+    for warning in result.pop('warnings'):
+        module.warn(warning)
+    diff = result.pop('diff')
     if module._diff:
-        result['diff'] = diffs
+        result['diff'] = diff
     module.exit_json(**result)
 
 

@@ -13,223 +13,60 @@ end.  Run by runme.sh; prints 'N passed, M failed'.
 
 from __future__ import absolute_import, division, print_function
 
-import hashlib
-import json
 import os
-import random
 import shlex
 import subprocess
 import sys
 import time
-import traceback
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-# The directory holding ansible_collections/lxcex/share: ansible-test sets it (it runs a copy of this
-# target); run by hand from a checkout, it is six levels up.
-COLLECTIONS = (os.environ.get('ANSIBLE_COLLECTIONS_PATH', '').split(':')[0]
-               or os.path.abspath(os.path.join(HERE, '..', '..', '..', '..', '..', '..')))
-PY = sys.executable
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lxcex_harness'))
+from harness import NOBODY, PY, Lab, expect, log, scenario as attack, sh, titled  # noqa: E402  pylint: disable=wrong-import-position
 
-T = random.randint(100000, 999999)
-WORK = '/var/tmp/lxcex-atk-%d' % T
-LXCPATH = WORK + '/lxc'
-THUNKS = WORK + '/thunks'
-PROG = WORK + '/bin/lxcex-share'
-BASE = 600000000 + (T % 400) * 655360
-CTS = {
-    'a': {'name': 'atk%da' % T, 'base': BASE, 'user': 'alice'},
-    'b': {'name': 'atk%db' % T, 'base': BASE + 65536, 'user': 'bob'},
-    'c': {'name': 'atk%dc' % T, 'base': BASE + 131072, 'user': 'carol', 'rootfs': WORK + '/elsewhere/rootfs-c'},
-    'd': {'name': 'atk%dd' % T, 'base': BASE + 196608, 'user': 'dave'},
-}
-A, B, C, D = (CTS[k]['name'] for k in 'abcd')
-NOBODY = 65534
-
-results = []
-background = []
-
-
-def log(msg):
-    sys.stdout.write(msg + '\n')
-    sys.stdout.flush()
-
-
-def sh(cmd, check=True, timeout=300, user=None):
-    """Run a shell command; return (rc, output)."""
-    if user is not None:
-        cmd = 'setpriv --reuid %d --regid %d --clear-groups sh -c %s' % (user, user, shlex.quote(cmd))
-    proc = subprocess.run(['bash', '-c', cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
-                          check=False)
-    out = proc.stdout.decode('utf-8', 'replace')
-    if check and proc.returncode != 0:
-        raise AssertionError('command failed (rc=%d): %s\n%s' % (proc.returncode, cmd, out[-3000:]))
-    return proc.returncode, out
-
-
-def attach(ct, cmd, uid=None, check=False):
-    who = '-u %d -g %d ' % (uid, 100 if uid else 0) if uid is not None else ''
-    return sh('lxc-attach -P %s --clear-env %s-n %s -- sh -c %s' % (LXCPATH, who, ct, shlex.quote(cmd)), check=check)
-
-
-def module(name, args, check_mode=False):
-    """Run lxcex.share.NAME with args through ansible; return the task result."""
-    env = dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT='json', ANSIBLE_NOCOLOR='1',
-               ANSIBLE_COLLECTIONS_PATH=COLLECTIONS)
-    cmd = ['ansible', 'localhost', '-i', 'localhost,', '-c', 'local', '-e', 'ansible_python_interpreter=%s' % PY,
-           '-m', 'lxcex.share.%s' % name, '-a', json.dumps(args)]
-    if check_mode:
-        cmd.append('--check')
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False,
-                          timeout=int(os.environ.get('ATTACK_MODULE_TIMEOUT', '600')))
-    text = proc.stdout.decode('utf-8', 'replace')
-    try:
-        # localhost | CHANGED => {...}
-        head, dummy, body = text.partition(' => ')
-        result = json.loads(body)
-        if 'FAILED' in head or 'UNREACHABLE' in head:
-            result['failed'] = True
-        return result
-    except ValueError:
-        raise AssertionError('no result from ansible: %s %s' % (proc.stdout[-2000:], proc.stderr[-2000:]))
+LAB = Lab('lxcex-atk', [('a', 'alice'), ('b', 'bob'), ('c', 'carol'), ('d', 'dave')], 600000000)
+WORK, LXCPATH, THUNKS, PROG, LOG = LAB.work, LAB.lxcpath, LAB.thunks, LAB.prog, LAB.log
+CTS = LAB.cts
+A, B, C, D = (LAB.name(k) for k in 'abcd')
+background = LAB.background
 
 
 def share(**kw):
-    args = dict(lxcpath=LXCPATH, thunks_dir=THUNKS)
-    args.update(kw)
-    check_mode = args.pop('check_mode', False)
-    return module('lxc_share', args, check_mode)
+    return LAB.share(**kw)
+
+
+def module(name, args, check_mode=False):
+    return LAB.module(name, args, check_mode)
 
 
 def cli(*args, **kw):
-    return sh(' '.join(shlex.quote(a) for a in [PROG, '--lxcpath', LXCPATH, '--thunks-dir', THUNKS] + list(args)),
-              check=kw.get('check', False))
+    return LAB.cli(*args, **kw)
+
+
+def attach(ct, cmd, uid=None, check=False):
+    return LAB.attach(ct, cmd, uid=uid, check=check)
 
 
 def init_pid(ct):
-    rc, out = sh('lxc-info -P %s -n %s -p -H' % (LXCPATH, ct), check=False)
-    return out.strip() if rc == 0 and out.strip().isdigit() else None
+    return LAB.init_pid(ct)
 
 
 def mounts_in(ct):
-    """The mountinfo lines of a running container's init."""
-    pid = init_pid(ct)
-    with open('/proc/%s/mountinfo' % pid) as f:
-        return f.read().splitlines()
+    return LAB.mounts_in(ct)
 
 
 def start(ct, timeout=60):
-    t0 = time.monotonic()
-    rc, out = sh('timeout %d lxc-start -P %s -n %s && lxc-wait -P %s -n %s -s RUNNING -t 20'
-                 % (timeout, LXCPATH, ct, LXCPATH, ct), check=False, timeout=timeout + 40)
-    return rc, time.monotonic() - t0, out
-
-
-def titled(title, uid=None):
-    """pids of the processes whose command line is title (and whose real uid is uid, when given)."""
-    out = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/cmdline' % entry, 'rb') as f:
-                cmdline = f.read().rstrip(b'\0').decode('utf-8', 'replace')
-            owner = os.stat('/proc/%s' % entry).st_uid
-        except OSError:
-            continue
-        if cmdline == title and (uid is None or owner == uid):
-            out.append(int(entry))
-    return out
+    return LAB.start(ct, timeout)
 
 
 def stop(ct):
-    sh('timeout 60 lxc-stop -P %s -n %s -k' % (LXCPATH, ct), check=False, timeout=90)
-    # post-stop runs in the monitor, which may outlive lxc-stop a moment
-    for dummy in range(100):
-        if not titled('[lxc monitor] %s %s' % (LXCPATH, ct), uid=0):
-            return
-        time.sleep(0.1)
+    return LAB.stop(ct)
 
 
 def host_thunks(ct=None):
-    prefix = THUNKS + '/' + (ct + '/' if ct else '')
-    with open('/proc/self/mountinfo') as f:
-        return [l.split()[4] for l in f if l.split()[4].startswith(prefix)]
+    return LAB.host_thunks(ct)
 
-
-def checksums():
-    """sha256 of every file of every source the attacks touch."""
-    out = {}
-    roots = [WORK + '/common', WORK + '/revsrc', WORK + '/victim', WORK + '/elsewhere/rootfs-c/home/carol',
-             '%s/%s/rootfs/home/alice' % (LXCPATH, A), '%s/%s/rootfs/etc' % (LXCPATH, A)]
-    for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in sorted(filenames):
-                path = os.path.join(dirpath, name)
-                if os.path.islink(path) or not os.path.isfile(path):
-                    continue
-                with open(path, 'rb') as f:
-                    out[path] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-
-def attack(title):
-    def wrap(func):
-        def run():
-            log('\n=== %s' % title)
-            t0 = time.monotonic()
-            try:
-                func()
-            except Exception as e:  # an attack that succeeded, or a broken step
-                results.append((title, False, str(e)))
-                log('FAILED: %s\n%s' % (e, traceback.format_exc()[-1500:]))
-                return
-            results.append((title, True, ''))
-            log('passed (%.1f s)' % (time.monotonic() - t0))
-        run.title = title
-        return run
-    return wrap
-
-
-def expect(cond, msg, *detail):
-    if not cond:
-        raise AssertionError(msg + ''.join('\n  %s' % (d,) for d in detail))
-
-
-# -- setup --------------------------------------------------------------------
 
 def setup():
-    os.makedirs(WORK + '/bin')
-    os.chmod(WORK, 0o755)
-    os.makedirs(LXCPATH)
-    with open(PROG, 'w') as f:
-        f.write('#!%s\nimport sys\nsys.path.insert(0, %r)\n'
-                'from ansible_collections.lxcex.share.plugins.module_utils._cli import main\nsys.exit(main())\n'
-                % (PY, COLLECTIONS))
-    os.chmod(PROG, 0o755)
-    for key in 'abcd':
-        ct = CTS[key]
-        conf = '%s/%s.conf' % (WORK, ct['name'])
-        with open(conf, 'w') as f:
-            f.write('lxc.net.0.type = empty\nlxc.apparmor.profile = unconfined\n'
-                    'lxc.idmap = u 0 %d 65536\nlxc.idmap = g 0 %d 65536\n' % (ct['base'], ct['base']))
-        extra = '-B dir --dir %s' % ct['rootfs'] if ct.get('rootfs') else ''
-        if ct.get('rootfs'):
-            os.makedirs(os.path.dirname(ct['rootfs']))
-        sh('lxc-create -P %s -n %s -t busybox -f %s %s > %s.create.log 2>&1' % (LXCPATH, ct['name'], conf, extra, conf))
-        root = ct.get('rootfs') or '%s/%s/rootfs' % (LXCPATH, ct['name'])
-        ct['root'] = root
-        u, b = ct['user'], ct['base']
-        sh('''set -e
-            R=%(root)s
-            echo "%(u)s:x:1000:100:%(u)s:/home/%(u)s:/bin/sh" >> $R/etc/passwd
-            echo "users:x:100:" >> $R/etc/group
-            mkdir -p $R/home/%(u)s/proj/sub
-            echo "file of %(u)s" > $R/home/%(u)s/proj/%(u)s.txt
-            echo nested > $R/home/%(u)s/proj/sub/nested.txt
-            chown -R %(uid)d:%(gid)d $R/home/%(u)s
-            chown %(b)d:%(b)d $R/etc/passwd $R/etc/group
-        ''' % dict(root=root, u=u, uid=b + 1000, gid=b + 100, b=b))
+    LAB.setup(elsewhere=('c',), started=('a', 'b', 'c'))
     sh('''set -e
         mkdir -p %(w)s/common/sub %(w)s/revsrc/sub %(w)s/victim
         echo common > %(w)s/common/common.txt
@@ -239,11 +76,11 @@ def setup():
         chown -R 4242:4242 %(w)s/victim
         chmod 0700 %(w)s/victim
     ''' % dict(w=WORK))
-    r = module('lxc_share_hooks', dict(containers=[A, B, C, D], program=PROG, lxcpath=LXCPATH, thunks_dir=THUNKS))
-    expect(not r.get('failed'), 'hooks', r.get('msg'))
-    for ct in (A, B, C):
-        rc, dummy, out = start(ct)
-        expect(rc == 0, 'start %s' % ct, out)
+
+
+def roots():
+    return [WORK + '/common', WORK + '/revsrc', WORK + '/victim', CTS['c']['root'] + '/home/carol',
+            CTS['a']['root'] + '/home/alice', CTS['a']['root'] + '/etc']
 
 
 # -- the attacks ----------------------------------------------------------------
@@ -481,7 +318,7 @@ def slow_and_big():
     env = 'LXC_NAME=%s LXC_CONFIG_FILE=%s/%s/config LXC_HOOK_TYPE=start-host LXC_PID=%s LXCEX_SHARE_TEST_PAUSE=30' % (
         B, LXCPATH, B, init_pid(B))
     t0 = time.monotonic()
-    rc, out = sh('env %s %s --thunks-dir %s --deadline 3 hook' % (env, PROG, THUNKS), check=False)
+    rc, out = sh('env %s %s --thunks-dir %s --log-file %s --deadline 3 hook' % (env, PROG, THUNKS, LOG), check=False)
     took = time.monotonic() - t0
     expect(rc == 0 and took < 10 and 'did not finish within 3 seconds' in out,
            'the hook stops at its deadline (rc=%d, %.1f s)' % (rc, took), out)
@@ -520,7 +357,7 @@ def attack_bad_input():
         before = f.read()
     for key, value in (('thunks_size', '1M\nlxc.hook.pre-start = /bin/evil'),
                        ('program', PROG + '\nlxc.hook.pre-start = /bin/evil')):
-        args = dict(containers=[B], program=PROG, lxcpath=LXCPATH, thunks_dir=THUNKS)
+        args = dict(containers=[B], program=PROG, lxcpath=LXCPATH, thunks_dir=THUNKS, log_file=LOG)
         args[key] = value
         r = module('lxc_share_hooks', args)
         expect(r.get('failed') and 'line break' in r.get('msg', '') or 'not a tmpfs size' in r.get('msg', ''),
@@ -594,84 +431,20 @@ ATTACKS = [attack_src_symlink, attack_rootfs_elsewhere, attack_remount_rw, attac
            attack_fake_monitor, attack_hang, attack_bad_input, attack_concurrency]
 
 
-def cleanup():
-    for proc in background:
-        try:
-            proc.kill()
-            proc.wait()
-        except OSError:
-            pass
-    # anything still running from the work directory (a hook that hangs, a forged monitor)
-    for entry in os.listdir('/proc'):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                with open('/proc/%s/cmdline' % entry, 'rb') as f:
-                    cmdline = f.read()
-            except OSError:
-                continue
-            if WORK.encode() in cmdline and b'[lxc monitor]' not in cmdline:
-                try:
-                    os.kill(int(entry), 9)
-                except OSError:
-                    pass
-    for key in 'abcd':
-        if os.path.exists('%s/%s/config' % (LXCPATH, CTS[key]['name'])):
-            sh('timeout 60 lxc-stop -P %s -n %s -k' % (LXCPATH, CTS[key]['name']), check=False)
-    for dummy in range(5):
-        with open('/proc/self/mountinfo') as f:
-            points = sorted((l.split()[4] for l in f if l.split()[4].startswith(WORK + '/')), reverse=True)
-        for point in points:
-            sh('umount -l %s' % shlex.quote(point.encode().decode('unicode_escape')), check=False)
-    with open('/proc/self/mountinfo') as f:
-        left = [l for l in f if l.split()[4].startswith(WORK + '/')]
-    if left:
-        log('cleanup: mounts left below %s, not removing it: %s' % (WORK, left))
-        return False
-    for key in 'abcd':
-        if os.path.exists('%s/%s/config' % (LXCPATH, CTS[key]['name'])):
-            sh('lxc-destroy -P %s -n %s -f' % (LXCPATH, CTS[key]['name']), check=False)
-    sh('rm -rf --one-file-system %s' % WORK, check=False)
-    return True
-
-
-def main():
-    wanted = sys.argv[1:]
-    sums = None
-    ok = True
-    try:
-        setup()
-        sums = checksums()
-        for run in ATTACKS:
-            if not wanted or any(w in run.title for w in wanted):
-                run()
-        rc, out = cli('list')
-        log('\n' + out)
-        removals = []
-        for ct in (B, D):
-            with open('%s/%s/sharetab' % (LXCPATH, ct)) as f:
-                for line in f:
-                    if line.strip() and not line.startswith('#'):
-                        dest = line.split()[2].encode().decode('unicode_escape')
-                        removals.append(dict(container=ct, dest=dest, state='absent'))
-        if removals:
-            r = share(shares=removals)
-            log('removed the %d remaining shares: %s' % (len(removals), 'failed' if r.get('failed') else 'ok'))
-        after = checksums()
-        same = after == sums
-        results.append(('source checksums identical at the end', same,
-                        '' if same else str(set(after.items()) ^ set(sums.items()))))
-        log('\n=== source checksums identical at the end: %s (%d files)' % (same, len(sums)))
-    except Exception:
-        log('setup or teardown failed:\n' + traceback.format_exc())
-        ok = False
-    finally:
-        if not cleanup():
-            ok = False
-    failed = [r for r in results if not r[1]]
-    log('\n'.join('%s: %s %s' % ('passed' if r[1] else 'FAILED', r[0], r[2][:300]) for r in results))
-    log('%d passed, %d failed' % (len(results) - len(failed), len(failed) + (0 if ok else 1)))
-    return 0 if ok and not failed else 1
+def teardown():
+    rc, out = cli('list')
+    log('\n' + out)
+    removals = []
+    for ct in (B, D):
+        with open('%s/%s/sharetab' % (LXCPATH, ct)) as f:
+            for line in f:
+                if line.strip() and not line.startswith('#'):
+                    dest = line.split()[2].encode().decode('unicode_escape')
+                    removals.append(dict(container=ct, dest=dest, state='absent'))
+    if removals:
+        r = share(shares=removals)
+        log('removed the %d remaining shares: %s' % (len(removals), 'failed' if r.get('failed') else 'ok'))
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(LAB.run(setup, ATTACKS, roots, teardown=teardown, wanted=sys.argv[1:]))

@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright: lxcex.share contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The hook blocks of containers, taking over from the original lxcex-share, and their removal.
+
+``converge_hooks`` is what the lxc_share_hooks module (and so the role) runs:
+
+- state present: the thunks tmpfs is checked and mounted first (so that a
+  refused thunks directory leaves every config untouched), then each config
+  gets the marked hook block; lines of the original lxcex-share setup (its
+  four hook lines, the rbind lxc.mount.entry of the thunks directory) are
+  commented out with a marker after a one-time backup of the config, and the
+  copy of the original script that it put into a container's root
+  filesystem is reported, never deleted;
+- state absent: the blocks are removed (of every container of the lxcpath
+  that has one, unless containers are named), the thunks of those
+  containers are released and the thunks tmpfs is unmounted when nothing is
+  mounted in it any more.
+
+This is a private module_util of lxcex.share; its API may change at any time.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+from ansible_collections.lxcex.share.plugins.module_utils import _kernel
+from ansible_collections.lxcex.share.plugins.module_utils import _lxcconf
+from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
+from ansible_collections.lxcex.share.plugins.module_utils._lxc import Container, default_lxcpath
+from ansible_collections.lxcex.share.plugins.module_utils._share import Engine
+from ansible_collections.lxcex.share.plugins.module_utils._validate import check_text, check_thunks_size
+
+DEFAULT_DEADLINE = _lxcconf.DEFAULT_DEADLINE
+ORIGINAL_IN_CONTAINER = 'usr/local/bin/lxcex-share'
+
+
+def hook_args(p):
+    """The options of the hook program in the hook lines."""
+    args = ['--thunks-dir', p['thunks_dir'], '--thunks-size', p['thunks_size']]
+    if p['backend'] != 'native':
+        args += ['--backend', p['backend']]
+        if p['mount_idmapped']:
+            args += ['--mount-idmapped', p['mount_idmapped']]
+    if p['strict']:
+        args.append('--strict')
+    if p['log_file'] != _lxcconf.DEFAULT_LOG_FILE:
+        args += ['--log-file', p['log_file']]
+    if p['deadline'] != DEFAULT_DEADLINE:
+        args += ['--deadline', '%g' % p['deadline']]
+    return args
+
+
+def _check(p):
+    for key in ('program', 'mount_idmapped', 'lxcpath', 'thunks_dir', 'log_file'):
+        check_text(key, p[key])
+        if p[key] is not None and not p[key].startswith('/'):
+            raise ShareError('%s %r is not an absolute path' % (key, p[key]))
+    check_thunks_size(p['thunks_size'])
+    if not 0 < p['deadline'] <= 3600:
+        raise ShareError('deadline %r is not a number of seconds between 0 and 3600' % p['deadline'])
+    if p['state'] == 'present' and not p['containers']:
+        raise ShareError('containers are needed with state=present')
+    for name in p['containers'] or []:
+        check_text('container name', name)
+        if not name or '/' in name or name in ('.', '..'):
+            raise ShareError('container name %r is not valid' % (name,))
+
+
+def _with_block(lxcpath):
+    try:
+        names = sorted(os.listdir(lxcpath))
+    except OSError:
+        return []
+    return [n for n in names if _lxcconf.has_block(os.path.join(lxcpath, n, 'config'))]
+
+
+def original_copy(lxcpath, name):
+    """The copy of the original script in the container's root filesystem, or None (resolved inside the rootfs)."""
+    try:
+        container = Container.load(name, lxcpath)
+    except ShareError:
+        return None
+    if not container.rootfs:
+        return None
+    try:
+        root_fd = os.open(container.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fd = _kernel.openat2(root_fd, ORIGINAL_IN_CONTAINER, os.O_PATH,
+                             _kernel.RESOLVE_IN_ROOT | _kernel.RESOLVE_NO_MAGICLINKS)
+        os.close(fd)
+        return os.path.join(container.rootfs, ORIGINAL_IN_CONTAINER)
+    except (OSError, _kernel.KernelError):
+        return None
+    finally:
+        os.close(root_fd)
+
+
+def converge_hooks(p, check_mode=False):
+    """Apply the lxc_share_hooks parameters p; returns the module result (ShareError on failure)."""
+    _check(p)
+    lxcpath = p['lxcpath'] or default_lxcpath()
+    args = hook_args(p)
+    present = p['state'] == 'present'
+    lines = _lxcconf.block_lines(p['program'], args, strict=p['strict'], log_file=p['log_file']) if present else None
+    names = p['containers'] if p['containers'] else _with_block(lxcpath)
+    takeover = [p['thunks_dir'], _lxcconf.ORIGINAL_THUNKS_DIR] if present and p['takeover'] else None
+    result = dict(changed_containers=[], thunks_mounted=False, released_thunks=[], thunks_unmounted=False,
+                  disabled={}, original_files=[], warnings=[], diff=[],
+                  hook=_lxcconf.hook_command(p['program'], args, strict=p['strict'], log_file=p['log_file']))
+    engine = Engine(lxcpath, p['thunks_dir'], p['thunks_size'], check_mode=check_mode)
+    try:
+        if present and p['ensure_thunks']:
+            result['thunks_mounted'] = engine.ensure_thunks_fs()
+        for name in names:
+            config = os.path.join(lxcpath, name, 'config')
+            try:
+                changed, before, after, disabled = _lxcconf.ensure(config, lines, check_mode=check_mode,
+                                                                   takeover_dirs=takeover)
+            except ShareError as e:
+                e.partial = result
+                raise
+            if changed:
+                result['changed_containers'].append(name)
+                result['diff'].append(dict(before=before, after=after, before_header=config, after_header=config))
+            if disabled:
+                result['disabled'][name] = disabled
+            copy = original_copy(lxcpath, name) if takeover else None
+            if copy:
+                result['original_files'].append(copy)
+                result['warnings'].append(
+                    'container %s: %s is the original lxcex-share copied into the container; it is no longer used '
+                    'and was left in place (remove it by hand if you wish)' % (name, copy))
+            if not present:
+                result['released_thunks'].extend(engine.release(name))
+        if not present:
+            result['thunks_unmounted'] = _unmount_thunks_fs(engine, check_mode, result['released_thunks'])
+    finally:
+        engine.close()
+    result['changed'] = bool(result['changed_containers'] or result['thunks_mounted'] or result['released_thunks']
+                             or result['thunks_unmounted'])
+    return result
+
+
+def _unmount_thunks_fs(engine, check_mode, released):
+    """Unmount the thunks tmpfs when nothing is mounted in it any more. Returns whether it was (or would be).
+
+    In check mode the thunks that would have been released count as gone.
+    """
+    mounts = engine.thunks.mounts
+    entry = mounts.top(engine.thunks_dir)
+    if entry is None or entry.fstype != 'tmpfs':
+        return False
+    gone = set(released) if check_mode else set()
+    if [m for m in mounts.below(engine.thunks_dir) if m not in gone]:
+        return False
+    if not check_mode:
+        try:
+            _kernel.umount(engine.thunks_dir)
+        except _kernel.KernelError as e:
+            raise ShareError('cannot unmount the thunks tmpfs %s: %s' % (engine.thunks_dir, e))
+    return True

@@ -1,0 +1,179 @@
+# -*- coding: utf-8 -*-
+# Copyright: lxcex.share contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Taking over a host set up with the real original lxcex-share, on a real container.
+
+The container is set up the original way, with the unmodified script from
+../shared/reference (its four hook lines, the rbind lxc.mount.entry of the
+thunks directory, a 3-column sharetab, the script copied into the
+container) and brauner's mount-idmapped built from its reference source,
+and used: bob sees the share.  Then the role converges the running
+container, adding a share of its own.  The container must stop and start the
+first time with every share visible, also after a simulated reboot.
+
+The original hardcodes /mnt/share-thunks: the scenario runs only when that
+path does not exist (it then creates it and removes it at the end), and is
+skipped, saying why, when ../shared/reference is absent (LXCEX_SHARED).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lxcex_harness'))
+from harness import PY, Lab, expect, log, scenario, sh  # noqa: E402  pylint: disable=wrong-import-position
+
+ORIGINAL_THUNKS = '/mnt/share-thunks'
+
+
+def _shared():
+    """../shared of the checkout: LXCEX_SHARED, or the file scripts/test.sh leaves beside this one."""
+    if os.environ.get('LXCEX_SHARED'):
+        return os.environ['LXCEX_SHARED']
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'shared-path')) as f:
+            return f.read().strip()
+    except IOError:
+        return ''
+
+
+SHARED = _shared()
+ORIGINAL = os.path.join(SHARED, 'reference', 'lxcex-share', 'lxcex-share')
+MOUNT_IDMAPPED = os.path.join(SHARED, 'reference', 'mount-idmapped', 'mount-idmapped.c')
+
+LAB = Lab('lxcex-migr', [('m', 'bob')], 680000000)
+WORK = LAB.work
+ROLE_PROG = WORK + '/rolebin/lxcex-share'
+FINDMNT_FILES = None
+
+
+def role(shares):
+    return LAB.role(dict(lxcex_share_shares=shares, lxcex_share_lxcpath=LAB.lxcpath, lxcex_share_thunks_dir=ORIGINAL_THUNKS,
+                         lxcex_share_hook_path=ROLE_PROG, lxcex_share_lib_dir=WORK + '/lib', lxcex_share_python=PY,
+                         lxcex_share_host_config=WORK + '/role.conf', lxcex_share_log_file=LAB.log))
+
+
+def original_start(key):
+    """Start the container the original way: its hooks find mount-idmapped in PATH."""
+    env = dict(os.environ, PATH='%s/bin:%s' % (WORK, os.environ.get('PATH', '')))
+    t0 = time.monotonic()
+    rc, out = sh('timeout 60 lxc-start -P %s -n %s -l INFO -o %s/%s.log && lxc-wait -P %s -n %s -s RUNNING -t 20'
+                 % (LAB.lxcpath, LAB.name(key), WORK, LAB.name(key), LAB.lxcpath, LAB.name(key)), check=False,
+                 env=env)
+    return rc, time.monotonic() - t0, out
+
+
+def sees(what):
+    rc, out = LAB.attach('m', 'cat %s' % ' '.join(what), uid=1000)
+    return out.split()
+
+
+def setup():
+    LAB.setup(hooks=False)
+    root = LAB.root('m')
+    base = LAB.cts['m']['base']
+    sh('gcc -O2 -o %s/bin/mount-idmapped %s' % (WORK, MOUNT_IDMAPPED))
+    os.makedirs(WORK + '/orig')
+    shutil.copy(ORIGINAL, WORK + '/orig/lxcex-share')
+    os.chmod(WORK + '/orig/lxcex-share', 0o755)
+    # The original's start hook runs inside the container and needs findmnt there (busybox has none; its
+    # libraries come from the host through the template's read-only binds of /lib and /usr/lib).
+    shutil.copy('/usr/bin/findmnt', root + '/usr/bin/findmnt')
+    # What the original's mount hook copies into the container, as it is on hosts set up with it.
+    os.makedirs(root + '/usr/local/bin')
+    shutil.copy(ORIGINAL, root + '/usr/local/bin/lxcex-share')
+    sh('chown -R %d:%d %s/usr/local' % (base, base, root))
+    sh('''set -e
+        mkdir -p %(w)s/orig-src %(w)s/role-src
+        echo orig > %(w)s/orig-src/orig.txt
+        echo role > %(w)s/role-src/role.txt
+        chown -R 7000:7000 %(w)s/orig-src %(w)s/role-src
+    ''' % dict(w=WORK))
+    config = '%s/%s/config' % (LAB.lxcpath, LAB.name('m'))
+    with open(config, 'a') as f:
+        f.write('lxc.hook.pre-start = %(p)s\nlxc.hook.mount     = %(p)s\nlxc.hook.start     = /usr/local/bin/lxcex-share\n'
+                'lxc.hook.post-stop = %(p)s\n'
+                'lxc.mount.entry = %(t)s/%(n)s mnt/share-thunks none create=dir,rbind 0 0\n'
+                % dict(p=WORK + '/orig/lxcex-share', t=ORIGINAL_THUNKS, n=LAB.name('m')))
+    with open('%s/%s/sharetab' % (LAB.lxcpath, LAB.name('m')), 'w') as f:
+        f.write('# host-directory  user-name  dest-directory\n%s/orig-src bob /home/bob/orig\n' % WORK)
+    sh('mkdir -p %s/home/bob/orig && chown %d:%d %s/home/bob/orig' % (root, base + 1000, base + 100, root))
+
+
+def roots():
+    return [WORK + '/orig-src', WORK + '/role-src']
+
+
+@scenario('a host set up with the original lxcex-share, converged by the role, stops and starts the first time')
+def migrate():
+    rc, took, out = original_start('m')
+    expect(rc == 0, 'the container starts the original way', out)
+    expect(sees(['/home/bob/orig/orig.txt']) == ['orig'], 'bob sees the share made by the original')
+    rc, before_root = LAB.attach('m', 'ls /')
+    config = '%s/%s/config' % (LAB.lxcpath, LAB.name('m'))
+    with open(config) as f:
+        original_config = f.read()
+    shares = [{'src': WORK + '/role-src', 'container': LAB.name('m'), 'user': 'bob', 'dest': '/home/bob/role'}]
+    rc, counts, out = role(shares)
+    expect(rc == 0, 'the role converges the running container', out[-3000:])
+    expect('original lxcex-share copied into the container' in out, 'the copy in the container is reported', out[-3000:])
+    expect(os.path.exists(LAB.root('m') + '/usr/local/bin/lxcex-share'), 'and left in place')
+    with open(config) as f:
+        text = f.read()
+    disabled = [l for l in text.splitlines() if l.startswith('# lxcex.share disabled')]
+    expect(len(disabled) == 5, 'the four hook lines and the rbind entry are commented out', text)
+    with open(config + '.before-lxcex-share') as f:
+        expect(f.read() == original_config, 'the config was backed up first')
+    kept = [l for l in original_config.splitlines() if 'lxcex-share' not in l and 'share-thunks' not in l]
+    expect(all(l in text.splitlines() for l in kept), 'every other line kept')
+    expect(sees(['/home/bob/orig/orig.txt', '/home/bob/role/role.txt']) == ['orig', 'role'], 'both shares live')
+    rc, counts, out = role(shares)
+    expect(rc == 0 and counts.get('changed') == 0, 'a second role run changes nothing', out[-3000:])
+    t0 = time.monotonic()
+    LAB.stop('m')
+    took = time.monotonic() - t0
+    expect(took < 10, 'the first stop is quick (%.1f s)' % took)
+    rc, took, out = LAB.start('m')
+    expect(rc == 0, 'the first start after the takeover works', out)
+    expect(sees(['/home/bob/orig/orig.txt', '/home/bob/role/role.txt']) == ['orig', 'role'],
+           'with the same shares visible (the 3-column line adopted as it is)')
+    rc, after_root = LAB.attach('m', 'ls /')
+    expect(after_root == before_root, 'no stray directory in the container\'s root', before_root, after_root)
+    # a reboot: the container stopped, every thunk and the thunks tmpfs gone
+    LAB.stop('m')
+    sh('umount -R %s' % ORIGINAL_THUNKS, check=False)
+    rc, took, out = LAB.start('m')
+    expect(rc == 0, 'start after a reboot', out)
+    expect(sees(['/home/bob/orig/orig.txt', '/home/bob/role/role.txt']) == ['orig', 'role'], 'shares after a reboot')
+    rc, out = sh(ROLE_PROG + ' list', check=False)
+    expect(rc == 0 and out.count(' live') == 2, 'lxcex-share list: both live', out)
+
+
+def main():
+    if not SHARED or not os.path.isfile(ORIGINAL) or not os.path.isfile(MOUNT_IDMAPPED):
+        log('SKIPPED: the migration test runs the real original lxcex-share from ../shared/reference, which is not '
+            'here (LXCEX_SHARED=%r; scripts/test.sh sets it when ../shared exists); nothing else depends on it' % SHARED)
+        return 0
+    if os.path.lexists(ORIGINAL_THUNKS):
+        log('SKIPPED: the original lxcex-share hardcodes %s, which exists on this host and is not ours to use'
+            % ORIGINAL_THUNKS)
+        return 0
+
+    def teardown():
+        LAB.stop('m')
+        sh('umount -R %s' % ORIGINAL_THUNKS, check=False)
+
+    try:
+        return LAB.run(setup, [migrate], roots, teardown=teardown)
+    finally:
+        # /mnt/share-thunks did not exist: the original (and the role after it) made it for this test
+        sh('umount -R %s' % ORIGINAL_THUNKS, check=False)
+        if os.path.isdir(ORIGINAL_THUNKS) and not os.path.ismount(ORIGINAL_THUNKS):
+            sh('find %s -depth -type d -empty -delete' % ORIGINAL_THUNKS, check=False)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
