@@ -41,7 +41,7 @@ from ansible_collections.lxcex.share.plugins.module_utils._converge import (
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._live import ChildTimeout, run_bounded
 from ansible_collections.lxcex.share.plugins.module_utils._lxcconf import DEFAULT_DEADLINE, DEFAULT_LOG_FILE
-from ansible_collections.lxcex.share.plugins.module_utils._lxc import Container, default_lxcpath, restarted
+from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath, restarted
 from ansible_collections.lxcex.share.plugins.module_utils._resolve import shown
 from ansible_collections.lxcex.share.plugins.module_utils._share import DEFAULT_THUNKS_DIR, DEFAULT_THUNKS_SIZE, Engine
 from ansible_collections.lxcex.share.plugins.module_utils._sharetab import DirLock
@@ -73,6 +73,7 @@ class _Out(object):
         self.dropped = 0
         self.log_file = None
         self.lxc_log = None
+        self._fds = {}  # log files, opened once (O_APPEND), closed at exit
         self.hook = hook
 
     def _log(self, level, msg):
@@ -87,11 +88,10 @@ class _Out(object):
             if not path:
                 continue
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
-                try:
-                    os.write(fd, line.encode('utf-8', 'backslashreplace'))
-                finally:
-                    os.close(fd)
+                if path not in self._fds:
+                    self._fds[path] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                                              | os.O_CLOEXEC, 0o640)
+                os.write(self._fds[path], line.encode('utf-8', 'backslashreplace'))
             except OSError:
                 pass
 
@@ -233,10 +233,6 @@ def hook(opts, env, out):
         return 2
     if hook_type not in ('start-host', 'post-stop'):
         return 0
-    try:
-        out.lxc_log = Container.load(name, lxcpath).log_file
-    except ShareError:
-        pass
     # The start-host of a new instance and the post-stop of the old one, which
     # LXC may run at the same time, take turns on the container's lock.  The
     # work runs in a child under a deadline: whatever a container (or a huge
@@ -274,6 +270,7 @@ def _post_stop(opts, out, lxcpath, name):
     except ShareError as e:
         out.error(str(e))
         return 1 if opts.strict else 0
+    _lxc_log(out, engine, name)
     try:
         done = engine.release(name)
         for path in done:
@@ -287,11 +284,21 @@ def _post_stop(opts, out, lxcpath, name):
     return 0
 
 
+def _lxc_log(out, engine, name):
+    """Errors also go to the container's LXC log (lxc.log.file); its config is read once, by the engine."""
+    try:
+        out.lxc_log = engine.container(name).log_file
+    except ShareError:
+        pass
+
+
 def _start_host(opts, env, out, lxcpath, directory, name):
     pid = env.get('LXC_PID', '')
     if not pid.isdigit():
         out.error('hook start-host: LXC_PID is not set')
         return 1 if opts.strict else 0
+    engine = _engine(opts, lxcpath, pids={name: int(pid)}, timeout=max(1.0, min(opts.deadline * 0.8, 20.0)))
+    _lxc_log(out, engine, name)
     broken = 0
     requests = []
     text = _sharetab.read(os.path.join(directory, 'sharetab'))
@@ -302,18 +309,19 @@ def _start_host(opts, env, out, lxcpath, directory, name):
             broken += 1
             out.error('sharetab line %s cannot be read' % shown(line.rstrip('\n')))
     try:
-        engine = _engine(opts, lxcpath, pids={name: int(pid)}, timeout=max(1.0, min(opts.deadline * 0.8, 20.0)))
         # Thunks of an earlier run of this container that no post-stop
         # released (a stop before the hook block existed) are replaced.
         stale = engine.release(name)
         if stale:
             out.info('released %d stale thunks of an earlier run' % len(stale))
-        broken += _run(out, engine, requests)
+        broken += _report(out, converge(engine, requests))
         if engine.released:
             out.info('released %d thunks of containers that are not running' % len(engine.released))
     except ShareError as e:
         broken += 1
         out.error(str(e))
+    finally:
+        engine.close()
     return 1 if broken and opts.strict else 0
 
 

@@ -136,6 +136,7 @@ class Engine(object):
     # -- facts, each read once per pass ------------------------------------
 
     def container(self, name):
+        """The container's config facts, read once per pass (also for the rootfs index of _rootfs_owner)."""
         if name not in self._containers:
             self._containers[name] = Container.load(name, self.lxcpath)
         return self._containers[name]
@@ -207,7 +208,7 @@ class Engine(object):
                 names = []
             for name in names:
                 try:
-                    ct = self.container(name) if name in self._containers else Container.load(name, self.lxcpath)
+                    ct = self.container(name)
                 except ShareError:
                     continue
                 if not ct.rootfs:
@@ -227,15 +228,12 @@ class Engine(object):
         """
         key = posixpath.normpath(src)
         if key not in self._srcs:
-            self._srcs[key] = self._resolve_src(key)
+            try:
+                self._srcs[key] = resolve_src(key, self._rootfs_owner)
+            except OSError as e:
+                raise ShareError('src %s cannot be opened: %s' % (src, os.strerror(e.errno)))
             self._fds.append(self._srcs[key].fd)
         return self._srcs[key]
-
-    def _resolve_src(self, src):
-        try:
-            return resolve_src(src, self._rootfs_owner)
-        except OSError as e:
-            raise ShareError('src %s cannot be opened: %s' % (src, os.strerror(e.errno)))
 
     def prepare(self, params):
         """Validate one request (dict of lxc_share parameters); no side effects."""
@@ -621,19 +619,19 @@ class Engine(object):
         source = self._source_of(share)
         return source is not None and source == (entry.dev, entry.root)
 
-    def _copies(self, view, share):
+    def _copies(self, idmapped_by_dev, share):
         """Every mount in the container that shows the share's data: the one at dest and any bind of it.
 
         Container root can bind a share elsewhere (or stack a second one);
         removal takes them all.  Deepest mount points first.
+        idmapped_by_dev: the container's idmapped mounts by device, built once per pass.
         """
         source = self._source_of(share)
         if source is None:
             return []
         dev, root = source
         prefix = root.rstrip('/') + '/'
-        found = [e for e in view.mounts.entries
-                 if e.dev == dev and e.idmapped and (e.root == root or e.root.startswith(prefix))]
+        found = [e for e in idmapped_by_dev.get(dev, ()) if e.root == root or e.root.startswith(prefix)]
         return sorted(found, key=lambda e: (-e.mount_point.count('/'), -e.mount_id))
 
     def _apply_live(self, container, view, shares, results, thunk_changed):
@@ -644,10 +642,16 @@ class Engine(object):
         ops = []
         live = [s for s in shares if s.live]
         probed = view.probe([s.dest for s in live]) if live else {}
+        idmapped_by_dev = {}
+        if any(s.state == 'absent' for s in live):
+            for entry in view.mounts.entries:
+                if entry.idmapped:
+                    idmapped_by_dev.setdefault(entry.dev, []).append(entry)
         for share in live:
             res = results[id(share)]
             try:
-                share_ops = self._live_ops(container, view, share, res, thunk_changed, probed.get(share.dest))
+                share_ops = self._live_ops(container, view, share, res, thunk_changed, probed.get(share.dest),
+                                           idmapped_by_dev)
             except ContainerStopped:
                 raise
             except ShareError as e:
@@ -680,14 +684,14 @@ class Engine(object):
             elif op[0] != 'rmdirs' and not results[id(share)].get('failed'):
                 self.state.delete(self.live_key(share))
 
-    def _live_ops(self, container, view, share, res, thunk_changed, probed):
+    def _live_ops(self, container, view, share, res, thunk_changed, probed, idmapped_by_dev):
         """The operations one share needs inside the container."""
         cur = self._live_current(view, share, probed)
         res['before']['live'] = dict((k, cur[k]) for k in ('mounted', 'src', 'idmap', 'readonly') if k in cur)
         record = self.state.load(self.live_key(share)) or {}
         share.created = record.get('created') or []
         if share.state == 'absent':
-            copies = self._copies(view, share)
+            copies = self._copies(idmapped_by_dev, share)
             if copies:
                 res['changed'] = True
                 res['revoked'] = [e.mount_point for e in copies]
