@@ -11,7 +11,12 @@ directories, then measures, for N shares spread over 1 and 10 containers:
 - the reference approach: one process per share (the project's own manual
   command ``lxcex-share SRC CONTAINER USER DEST``);
 - an Ansible loop of single-share lxc_share tasks;
-- the container-start hook with 100 shares in the sharetab.
+- the container-start hook with 100 shares in the sharetab;
+- the role lxcex_share end to end (first apply from nothing, no-change run,
+  uninstall) for N = 100 and 500 over 10 containers, over connection local,
+  and the bare module play and the role (lxcex.share.site) over SSH to one
+  host made like the fleet test's (tests/integration/targets/lxcex_harness/
+  fleet.py: its own mount namespace, containers and sshd, a sudo user).
 
 It prints a table of medians with min-max, per-share costs and ratios to the
 batch path, and with --write-results writes bench/RESULTS.md.  Everything it
@@ -25,6 +30,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -33,6 +39,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One host reached over SSH, as in the fleet test: its own mount namespace, sshd and sudo operator.
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration', 'targets', 'lxcex_harness'))
 CONTAINERS = 10
 BASE = 800000000
 PYTHON = sys.executable
@@ -52,6 +60,8 @@ class Bench(object):
         self.thunks = os.path.join(self.work, 'thunks')
         self.names = ['bench%02d' % i for i in range(CONTAINERS)]
         self.rows = []
+        self.fleet = None
+        self.trips = {}
 
     # -- setup and cleanup -------------------------------------------------
 
@@ -90,6 +100,8 @@ class Bench(object):
                     '    - lxcex.share.lxc_share:\n'
                     '        shares: "{{ lookup(\'file\', shares_file) | from_json }}"\n'
                     '        lxcpath: %s\n        thunks_dir: %s\n' % (self.lxcpath, self.thunks))
+        with open(os.path.join(self.work, 'role.yml'), 'w') as f:
+            f.write('- hosts: localhost\n  gather_facts: false\n  roles: [lxcex.share.lxcex_share]\n')
         with open(os.path.join(self.work, 'loop.yml'), 'w') as f:
             f.write('- hosts: localhost\n  gather_facts: false\n  tasks:\n'
                     '    - lxcex.share.lxc_share:\n'
@@ -98,7 +110,98 @@ class Bench(object):
                     '        lxcpath: %s\n        thunks_dir: %s\n'
                     '      loop: "{{ lookup(\'file\', shares_file) | from_json }}"\n' % (self.lxcpath, self.thunks))
 
+    def setup_ssh(self):
+        """One fleet host with 10 running containers and the sources, entered over SSH; the role at its defaults."""
+        from fleet import Fleet  # pylint: disable=import-outside-toplevel
+        self.fleet = Fleet('lxcex-bench-fleet', 1)
+        self.fleet.setup()
+        host = self.fleet.hosts[0]
+        self.ssh_names = [host.create('%02d' % i, users=(('u', 1000),)) for i in range(CONTAINERS)]
+        os.makedirs(host.path('/srv/bench'))
+        for i in range(max(self.args.sizes)):
+            d = host.path('/srv/bench/d%04d' % i)
+            os.mkdir(d)
+            with open(os.path.join(d, 'f.txt'), 'w') as f:
+                f.write('data %d\n' % i)
+            os.chown(os.path.join(d, 'f.txt'), 7000, 7000)
+            os.chown(d, 7000, 7000)
+        with open(os.path.join(self.work, 'ssh-batch.yml'), 'w') as f:
+            f.write('- hosts: lxc_hosts\n  become: true\n  gather_facts: false\n  tasks:\n'
+                    '    - lxcex.share.lxc_share:\n'
+                    '        shares: "{{ lookup(\'file\', shares_file) | from_json }}"\n')
+
+    def ssh_shares(self, n, c, state=None):
+        out = [{'src': '/srv/bench/d%04d' % i, 'container': self.ssh_names[i % c], 'user': 'u',
+                'dest': '/home/u/s%d' % i} for i in range(n)]
+        if state:
+            for s in out:
+                s['state'] = state
+        return out
+
+    def ssh_play(self, playbook, shares, variables=None, args=()):
+        """A play over SSH to the fleet host (as its sudo operator); returns (seconds, changed, output)."""
+        path = os.path.join(self.work, 'ssh-shares.json')
+        with open(path, 'w') as f:
+            json.dump(shares, f)
+        vpath = os.path.join(self.work, 'ssh-vars.json')
+        with open(vpath, 'w') as f:
+            json.dump(dict(variables or {}, lxcex_share_shares=shares), f)
+        t0 = time.perf_counter()
+        rc, counts, out = self.fleet.playbook(playbook, list(args) + ['-e', 'shares_file=%s' % path, '-e', '@' + vpath],
+                                              quiet=True)
+        elapsed = time.perf_counter() - t0
+        c = counts.get('h1')
+        if rc != 0 or not c or c['failed'] or c['unreachable']:
+            raise RuntimeError('%s over SSH failed: %s' % (playbook, out[-3000:]))
+        return elapsed, c['changed'], out
+
+    def ssh_mounts(self, c):
+        host = self.fleet.hosts[0]
+        total = 0
+        for name in self.ssh_names[:c]:
+            rc, out = host.run('lxc-attach -n %s -- cat /proc/self/mountinfo' % name)
+            total += sum(1 for l in out.splitlines() if ' /home/u/s' in l)
+        return total
+
+    def over_ssh(self, n, c):
+        """The module play and the role (lxcex.share.site) over SSH, first apply, no-change run and removal."""
+        for method, playbook in (('module-ssh', os.path.join(self.work, 'ssh-batch.yml')),
+                                 ('role-ssh', 'lxcex.share.site')):
+            phases = {'apply': [], 'noop': [], 'remove': []}
+            for rep in range(self.args.reps):
+                for phase, state in (('apply', 'present'), ('noop', 'present'), ('remove', 'absent')):
+                    if method == 'role-ssh':
+                        elapsed, changed, dummy = self.ssh_play(playbook, self.ssh_shares(n, c),
+                                                                {'lxcex_share_state': state})
+                    else:
+                        elapsed, changed, dummy = self.ssh_play(playbook, self.ssh_shares(n, c, state))
+                    if bool(changed) != (phase != 'noop'):
+                        raise RuntimeError('%s %s N=%d C=%d: changed=%d' % (method, phase, n, c, changed))
+                    if phase == 'apply' and rep == 0 and self.ssh_mounts(c) != n:
+                        raise RuntimeError('%s apply N=%d: %d live mounts inside' % (method, n, self.ssh_mounts(c)))
+                    phases[phase].append(elapsed)
+            for phase in ('apply', 'noop', 'remove'):
+                self.record(method, phase, n, c, phases[phase])
+        if n == 500:
+            self.count_round_trips(n, c)
+
+    def count_round_trips(self, n, c):
+        """SSH commands and file transfers of a no-change run of the module play and of the role (from -vvv)."""
+        self.trips = {}
+        for method, playbook, extra in (('module-ssh', os.path.join(self.work, 'ssh-batch.yml'), None),
+                                        ('role-ssh', 'lxcex.share.site', {'lxcex_share_state': 'present'})):
+            shares = self.ssh_shares(n, c, None if extra else 'present')
+            for dummy_run in range(2):  # the second run has nothing to do
+                dummy, dummy2, out = self.ssh_play(playbook, shares, extra, args=('-vvv',))
+            self.trips[method] = (len(re.findall(r'SSH: EXEC ssh ', out)), len(re.findall(r'\bPUT ', out)))
+            print('%-12s noop      N=%-5d C=%-3d %d SSH commands, %d file transfers' % (
+                method, n, c, self.trips[method][0], self.trips[method][1]), flush=True)
+        self.ssh_play(os.path.join(self.work, 'ssh-batch.yml'), self.ssh_shares(n, c, 'absent'))
+        self.ssh_play('lxcex.share.site', self.ssh_shares(n, c), {'lxcex_share_state': 'absent'})
+
     def cleanup(self):
+        if self.fleet is not None:
+            self.fleet.cleanup()
         for name in self.names:
             if os.path.exists(os.path.join(self.lxcpath, name, 'config')):
                 subprocess.run(['lxc-stop', '-P', self.lxcpath, '-n', name, '-k'], stdout=subprocess.DEVNULL,
@@ -129,16 +232,22 @@ class Bench(object):
         return [{'src': self.src(i), 'container': self.names[i % c], 'user': 'u', 'dest': '/home/u/s%d' % i,
                  'state': state} for i in range(n)]
 
-    def play(self, playbook, shares):
-        path = os.path.join(self.work, 'shares.json')
+    def ansible_playbook(self, playbook, data_name, data, env=None):
+        """Run a playbook of the work directory with data (JSON) as shares_file and as extra vars; (seconds, proc)."""
+        path = os.path.join(self.work, data_name)
         with open(path, 'w') as f:
-            json.dump(shares, f)
-        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK='ansible.builtin.minimal')
+            json.dump(data, f)
         t0 = time.perf_counter()
         proc = subprocess.run(['ansible-playbook', '-i', os.path.join(self.work, 'inventory'),
-                               os.path.join(self.work, playbook), '-e', 'shares_file=%s' % path],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
-        elapsed = time.perf_counter() - t0
+                               os.path.join(self.work, playbook), '-e', 'shares_file=%s' % path]
+                              + (['-e', '@' + path] if isinstance(data, dict) else []),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, **(env or {})),
+                              check=False)
+        return time.perf_counter() - t0, proc
+
+    def play(self, playbook, shares):
+        elapsed, proc = self.ansible_playbook(playbook, 'shares.json', shares,
+                                              {'ANSIBLE_STDOUT_CALLBACK': 'ansible.builtin.minimal'})
         text = proc.stdout.decode('utf-8', 'replace')
         try:
             res = json.loads(text[text.index('{'):text.rindex('}') + 1])
@@ -178,6 +287,36 @@ class Bench(object):
                 phases[phase][1].append(module)
         for phase in ('apply', 'noop', 'remove'):
             self.record('batch', phase, n, c, *phases[phase])
+
+    def role_vars(self, shares, state='present'):
+        return {'lxcex_share_shares': shares, 'lxcex_share_state': state, 'lxcex_share_lxcpath': self.lxcpath,
+                'lxcex_share_thunks_dir': self.thunks, 'lxcex_share_hook_path': self.work + '/rbin/lxcex-share',
+                'lxcex_share_lib_dir': self.work + '/rlib', 'lxcex_share_log_file': self.work + '/lxcex-share.log',
+                'lxcex_share_host_config': self.work + '/lxcex-share.conf'}
+
+    def role_play(self, variables):
+        elapsed, proc = self.ansible_playbook('role.yml', 'role-vars.json', variables, {'ANSIBLE_NOCOLOR': '1'})
+        out = proc.stdout.decode('utf-8', 'replace')
+        recap = re.search(r': ok=\d+\s+changed=(\d+).*failed=(\d+)', out)
+        if proc.returncode != 0 or not recap or recap.group(2) != '0':
+            raise RuntimeError('role play failed: %s %s' % (out[-3000:], proc.stderr.decode()[-1000:]))
+        return elapsed, int(recap.group(1))
+
+    def role(self, n, c):
+        phases = {'apply': [], 'noop': [], 'remove': []}
+        for rep in range(self.args.reps):
+            for phase, state in (('apply', 'present'), ('noop', 'present'), ('remove', 'absent')):
+                shares = [dict((k, v) for k, v in s.items() if k != 'state') for s in self.shares(n, c)]
+                elapsed, changed = self.role_play(self.role_vars(shares, state))
+                if bool(changed) != (phase != 'noop'):
+                    raise RuntimeError('role %s N=%d C=%d: changed=%d' % (phase, n, c, changed))
+                if phase == 'apply' and rep == 0:
+                    seen = sum(self.mounts_in(name) for name in self.names[:c])
+                    if seen != n:
+                        raise RuntimeError('role apply N=%d C=%d: %d live mounts inside' % (n, c, seen))
+                phases[phase].append(elapsed)
+        for phase in ('apply', 'noop', 'remove'):
+            self.record('role', phase, n, c, phases[phase])
 
     def per_process(self, n, c):
         t0 = time.perf_counter()
@@ -227,16 +366,28 @@ class Bench(object):
 
     def run(self):
         a = self.args
-        for n in a.sizes:
-            for c in (1, CONTAINERS):
-                self.batch(n, c)
-        for n in [s for s in a.sizes if s <= a.per_process_max]:
-            for c in (1, CONTAINERS):
-                self.per_process(n, c)
-        for n in [s for s in a.sizes if s <= a.loop_max]:
-            for c in (1, CONTAINERS):
-                self.loop(n, c)
-        self.hook()
+        if 'batch' in a.methods:
+            for n in a.sizes:
+                for c in (1, CONTAINERS):
+                    self.batch(n, c)
+        if 'role' in a.methods:
+            # The role end to end beside the bare module play, for the sizes users run.
+            for n in [s for s in a.sizes if s in (100, 500)]:
+                self.role(n, CONTAINERS)
+        if 'role-ssh' in a.methods:
+            self.setup_ssh()
+            for n in [s for s in a.sizes if s in (100, 500)]:
+                self.over_ssh(n, CONTAINERS)
+        if 'per-process' in a.methods:
+            for n in [s for s in a.sizes if s <= a.per_process_max]:
+                for c in (1, CONTAINERS):
+                    self.per_process(n, c)
+        if 'loop' in a.methods:
+            for n in [s for s in a.sizes if s <= a.loop_max]:
+                for c in (1, CONTAINERS):
+                    self.loop(n, c)
+        if 'start' in a.methods:
+            self.hook()
 
     # -- report ---------------------------------------------------------------
 
@@ -289,6 +440,22 @@ class Bench(object):
         h, s = med('start', 'hook', 100, 1), med('start', 'no-hook', 100, 1)
         if h is not None:
             check('container start with 100 shares: time the hook adds', h - s, 0.5)
+        for n in (500, 100):
+            # The role end to end (issue 10): targets at N=500; N=100 for information.
+            def ratio(text, a, b, limit):
+                if a is None or b is None:
+                    return
+                value = a / b
+                verdict = ('met' if value <= limit else 'MISSED') if n == 500 else 'information'
+                out.append('| %s | %.2fx (%.3f s / %.3f s) | %.1fx | %s |' % (text, value, a, b, limit, verdict))
+            ratio('role no-change run vs the module play\'s, %d shares over 10 containers, local' % n,
+                  med('role', 'noop', n, CONTAINERS), med('batch', 'noop', n, CONTAINERS), 1.5)
+            ratio('role no-change run over SSH vs over local, %d shares over 10 containers' % n,
+                  med('role-ssh', 'noop', n, CONTAINERS), med('role', 'noop', n, CONTAINERS), 2.0)
+            ratio('role first apply vs the module play\'s, %d shares over 10 containers, local' % n,
+                  med('role', 'apply', n, CONTAINERS), med('batch', 'apply', n, CONTAINERS), 2.0)
+            ratio('role first apply over SSH vs the module play\'s over SSH, %d shares over 10 containers' % n,
+                  med('role-ssh', 'apply', n, CONTAINERS), med('module-ssh', 'apply', n, CONTAINERS), 2.0)
         for c in (1, CONTAINERS):
             p, b, m = med('per-process', 'apply', 500, c), med('batch', 'apply', 500, c), \
                 med('batch', 'apply', 500, c, True)
@@ -317,6 +484,23 @@ class Bench(object):
                          'little the module does: the end-to-end 100x target is bounded by Ansible\'s start-up, while '
                          'the module\'s own work is well over 100x faster.'
                          % (1000 * per, 500 * per / (e2e - mod), per, e2e - mod))
+        rn, bn = self.find('role', 'noop', 500, CONTAINERS), self.find('batch', 'noop', 500, CONTAINERS)
+        if rn and bn:
+            lines.append('The role on a host with nothing to do (500 shares, 10 containers) takes %.3f s against %.3f s '
+                         'for the bare module play: the role is one module run (lxc_share with hooks: the hook '
+                         'program, its code from the module\'s own payload, the hook blocks and the shares), plus the '
+                         'check of the role\'s variables on the controller; the difference, %.0f ms, is that check '
+                         'and the hook work (comparing three files and ten configs).'
+                         % (statistics.median(rn['times']), statistics.median(bn['times']),
+                            1000 * (statistics.median(rn['times']) - statistics.median(bn['times']))))
+        if self.trips:
+            lines.append('Over SSH (loopback, so no network latency; ControlPersist keeps one connection per host), a '
+                         'no-change run of the role made %d SSH commands and %d file transfer(s), the bare module '
+                         'play %d and %d: only the module crosses the connection (the first run of a play also '
+                         'discovers the Python). On a real network each command adds one round trip, so a host '
+                         '10 ms away adds about %d x 10 ms to the times above.'
+                         % (self.trips['role-ssh'][0], self.trips['role-ssh'][1], self.trips['module-ssh'][0],
+                            self.trips['module-ssh'][1], self.trips['role-ssh'][0]))
         return '\n\n'.join(lines)
 
     def machine(self):
@@ -336,9 +520,12 @@ def main():
     p.add_argument('--sizes', default='10,100,500,1000')
     p.add_argument('--per-process-max', type=int, default=500)
     p.add_argument('--loop-max', type=int, default=100)
+    p.add_argument('--methods', default='batch,role,role-ssh,per-process,loop,start',
+                   help='which measurements to run (comma-separated)')
     p.add_argument('--write-results', action='store_true')
     args = p.parse_args()
     args.sizes = [int(x) for x in args.sizes.split(',')]
+    args.methods = args.methods.split(',')
     if os.geteuid() != 0:
         sys.exit('bench: run me as root')
     bench = Bench(args)
@@ -352,7 +539,7 @@ def main():
     if args.write_results:
         with open(os.path.join(ROOT, 'bench', 'RESULTS.md'), 'w') as f:
             f.write('# lxcex.share benchmark results\n\nMachine: %s.\n\nCommand: `bash bench/run.sh --write-results` '
-                    '(%d runs per batch and start measurement, median with min-max; the per-process and Ansible-loop '
+                    '(%d runs per batch, role and start measurement, median with min-max; the per-process and Ansible-loop '
                     'approaches once per size). "module s" is the module\'s own work as it reports it '
                     '(`stats.seconds`); "x batch apply" is the end-to-end time divided by that of the batch play '
                     'for the same N and containers.\n\n'

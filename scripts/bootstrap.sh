@@ -9,7 +9,8 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
 apt_needed=()
-for pkg in lxc busybox-static uidmap util-linux e2fsprogs shellcheck python3-apt; do
+# sudo and libwrap0 (a library of sshd) for the fleet test's hosts, which are entered over SSH as a sudo user.
+for pkg in lxc busybox-static uidmap util-linux e2fsprogs shellcheck python3-apt sudo libwrap0 openssh-client; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || apt_needed+=("$pkg")
 done
 if [ ${#apt_needed[@]} -gt 0 ]; then
@@ -18,6 +19,21 @@ if [ ${#apt_needed[@]} -gt 0 ]; then
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${apt_needed[@]}" >/dev/null
 fi
+
+# The fleet test's hosts run their own sshd on loopback ports.  Its files are unpacked
+# into the venv, not installed: no maintainer script runs and no sshd starts on this machine.
+LXCEX_OPENSSH="$LXCEX_VENV/openssh"
+if [ ! -x "$LXCEX_OPENSSH/usr/sbin/sshd" ] || [ ! -x "$LXCEX_OPENSSH/usr/lib/openssh/sftp-server" ]; then
+  echo "bootstrap: unpacking openssh-server into $LXCEX_OPENSSH"
+  debs=$(mktemp -d)
+  chmod 755 "$debs"
+  (cd "$debs" && { apt-get download -q openssh-server openssh-sftp-server >/dev/null 2>&1 \
+     || { apt-get update -q >/dev/null && apt-get download -q openssh-server openssh-sftp-server >/dev/null; }; })
+  mkdir -p "$LXCEX_OPENSSH"
+  for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$LXCEX_OPENSSH"; done
+  rm -rf "$debs"
+fi
+export LXCEX_OPENSSH
 
 # Unprivileged containers started by root take their ids from root's ranges.
 for f in /etc/subuid /etc/subgid; do

@@ -25,6 +25,7 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.lxcex.share.plugins.module_utils import _install
 from ansible_collections.lxcex.share.plugins.module_utils import _kernel
 from ansible_collections.lxcex.share.plugins.module_utils import _lxcconf
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
@@ -34,6 +35,34 @@ from ansible_collections.lxcex.share.plugins.module_utils._validate import check
 
 DEFAULT_DEADLINE = _lxcconf.DEFAULT_DEADLINE
 ORIGINAL_IN_CONTAINER = 'usr/local/bin/lxcex-share'
+
+# The options of lxc_share_hooks; also the keys of the hooks option of lxc_share, less SHARED, which that
+# module takes from its own options (containers: those of its shares).
+SPEC = dict(
+    containers=dict(type='list', elements='str'),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+    program=dict(type='path', default='/usr/local/bin/lxcex-share'),
+    strict=dict(type='bool', default=False),
+    backend=dict(type='str', choices=['native', 'mount-idmapped'], default='native'),
+    mount_idmapped=dict(type='path'),
+    lxcpath=dict(type='path'),
+    thunks_dir=dict(type='path', default='/mnt/share-thunks'),
+    thunks_size=dict(type='str', default='1M'),
+    deadline=dict(type='float', default=DEFAULT_DEADLINE),
+    log_file=dict(type='path', default=_lxcconf.DEFAULT_LOG_FILE),
+    takeover=dict(type='bool', default=True),
+    ensure_thunks=dict(type='bool', default=True),
+    install=dict(type='bool', default=False),
+    code_dir=dict(type='path', default='/usr/local/lib/lxcex-share'),
+    python=dict(type='path', default='/usr/bin/python3'),
+    host_config=dict(type='path', default='/etc/lxcex-share.conf'),
+)
+SHARED = ('containers', 'lxcpath', 'thunks_dir', 'thunks_size', 'backend', 'mount_idmapped')
+
+
+def spec(shared=True):
+    """A copy of SPEC (without the SHARED keys unless shared)."""
+    return dict((k, dict(v)) for k, v in SPEC.items() if shared or k not in SHARED)
 
 
 def hook_args(p):
@@ -60,8 +89,8 @@ def _check(p):
     check_thunks_size(p['thunks_size'])
     if not 0 < p['deadline'] <= 3600:
         raise ShareError('deadline %r is not a number of seconds between 0 and 3600' % p['deadline'])
-    if p['state'] == 'present' and not p['containers']:
-        raise ShareError('containers are needed with state=present')
+    if p['state'] == 'present' and not p['containers'] and not p.get('install'):
+        raise ShareError('containers are needed with state=present (unless install=true)')
     for name in p['containers'] or []:
         check_text('container name', name)
         if not name or '/' in name or name in ('.', '..'):
@@ -106,11 +135,20 @@ def converge_hooks(p, check_mode=False):
     args = hook_args(p)
     present = p['state'] == 'present'
     lines = _lxcconf.block_lines(p['program'], args, strict=p['strict'], log_file=p['log_file']) if present else None
-    names = p['containers'] if p['containers'] else _with_block(lxcpath)
+    names = (p['containers'] or []) if (p['containers'] or present) else _with_block(lxcpath)
     takeover = [p['thunks_dir'], _lxcconf.ORIGINAL_THUNKS_DIR] if present and p['takeover'] else None
     result = dict(changed_containers=[], thunks_mounted=False, released_thunks=[], thunks_unmounted=False,
-                  disabled={}, original_files=[], warnings=[], diff=[],
+                  disabled={}, original_files=[], warnings=[], diff=[], installed=[], uninstalled=[],
+                  code_sha256=None,
                   hook=_lxcconf.hook_command(p['program'], args, strict=p['strict'], log_file=p['log_file']))
+    if p.get('install'):
+        _install.check_paths(p)
+        if present:
+            # The program first: no hook line may point at a program that does not run.
+            done = _install.install(p, check_mode=check_mode)
+            result['installed'], result['code_sha256'] = done['files'], done['code_sha256']
+            result['diff'].extend(done['diff'])
+            _remove_legacy(p, check_mode, result)
     engine = Engine(lxcpath, p['thunks_dir'], p['thunks_size'], check_mode=check_mode)
     try:
         if present and p['ensure_thunks']:
@@ -140,9 +178,21 @@ def converge_hooks(p, check_mode=False):
             result['thunks_unmounted'] = _unmount_thunks_fs(engine, check_mode, result['released_thunks'])
     finally:
         engine.close()
+    if p.get('install') and not present:
+        # The program last: a container started meanwhile still found it.
+        result['uninstalled'].extend(_install.uninstall(p, check_mode=check_mode))
+        _remove_legacy(p, check_mode, result)
     result['changed'] = bool(result['changed_containers'] or result['thunks_mounted'] or result['released_thunks']
-                             or result['thunks_unmounted'])
+                             or result['thunks_unmounted'] or result['installed'] or result['uninstalled'])
     return result
+
+
+def _remove_legacy(p, check_mode, result):
+    legacy, warning = _install.remove_legacy(p, check_mode=check_mode)
+    if legacy:
+        result['uninstalled'].append(legacy)
+    if warning:
+        result['warnings'].append(warning)
 
 
 def _unmount_thunks_fs(engine, check_mode, released):

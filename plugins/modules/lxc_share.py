@@ -149,6 +149,18 @@ options:
     description: Size of the thunks tmpfs when the module mounts it, as tmpfs takes it (like V(1M), V(512k) or V(1%)).
     type: str
     default: 1M
+  hooks:
+    description:
+      - Also converge, in the same run, the hook blocks of the containers of the shares and (with C(install=true))
+        the hook program, as M(lxcex.share.lxc_share_hooks) does with the same options; before the shares with
+        C(state=present), after them with C(state=absent). A host that has nothing to change then takes one module
+        run; the role C(lxcex.share.lxcex_share) uses this.
+      - A dict of options of M(lxcex.share.lxc_share_hooks) (C(state), C(install), C(program), C(code_dir),
+        C(python), C(host_config), C(strict), C(deadline), C(log_file), C(takeover), C(ensure_thunks)) with the same
+        defaults. C(lxcpath), C(thunks_dir), C(thunks_size), C(backend) and C(mount_idmapped) are this task's; the
+        containers are those of O(shares) (of O(container)) with O(state=present); C(state=absent) removes the
+        blocks of every container of O(lxcpath) that has one.
+    type: dict
   allow_root:
     description:
       - Allow a share that maps host root (on-disk id 0, or a container user that is host root), or whose O(src)
@@ -161,7 +173,8 @@ attributes:
     description: Reports what would change and touches nothing.
   diff_mode:
     support: full
-    description: Shows the sharetab line and the live mount before and after.
+    description: Shows the sharetab line and the live mount before and after (and, with O(hooks), each changed config,
+      the hook program and the host settings).
 notes:
   - Requires root on the host and Linux 5.12 or newer; the filesystem of O(src) must support idmapped mounts.
   - The live mount's flags are locked for the container (its root cannot make a read-only share writable), and
@@ -212,6 +225,15 @@ EXAMPLES = r'''
       - {src: /srv/common, container: alice-container, user: alice, dest: /home/alice/common}
       - {src: /srv/common, container: bob-container, user: bob, dest: /home/bob/common}
     exclusive: all
+
+- name: A whole host in one module run (as the role does) - hook program, hook blocks, shares
+  lxcex.share.lxc_share:
+    shares:
+      - {src: /srv/common, container: alice-container, user: alice, dest: /home/alice/common}
+    exclusive: all
+    owner: role
+    hooks:
+      install: true
 '''
 
 RETURN = r'''
@@ -267,6 +289,12 @@ released_thunks:
   type: list
   elements: str
   sample: [/mnt/share-thunks/old-container/home-bob-share]
+hooks:
+  description: With O(hooks), what M(lxcex.share.lxc_share_hooks) returns for it (without C(diff)).
+  returned: with O(hooks)
+  type: dict
+  sample: {changed: false, changed_containers: [], installed: [], uninstalled: [], thunks_mounted: false,
+           code_sha256: 4f1c0d2e9a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d}
 stats:
   description:
     - With O(shares), what the pass cost, for monitoring and for the performance tests; C(seconds) is the
@@ -292,8 +320,12 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.lxcex.share.plugins.module_utils._converge import SHARE_KEYS, containers_with_sharetab, converge
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
+from ansible_collections.lxcex.share.plugins.module_utils._hooks import SHARED as HOOKS_SHARED
+from ansible_collections.lxcex.share.plugins.module_utils._hooks import converge_hooks
+from ansible_collections.lxcex.share.plugins.module_utils._hooks import spec as hooks_spec
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath
 from ansible_collections.lxcex.share.plugins.module_utils._share import Engine
 
@@ -321,6 +353,34 @@ def _element_spec():
     return spec
 
 
+def _hooks(module, requests):
+    """The lxc_share_hooks parameters of the hooks option (None without it); fails on a bad key or value."""
+    p = module.params
+    if p['hooks'] is None:
+        return None
+    checked = ArgumentSpecValidator(hooks_spec(shared=False)).validate(p['hooks'])
+    if checked.error_messages:
+        module.fail_json(msg='hooks: %s' % '; '.join(checked.error_messages))
+    hp = dict(checked.validated_parameters)
+    containers = []
+    for r in requests:
+        if r.get('state', 'present') == 'present' and r['container'] not in containers:
+            containers.append(r['container'])
+    hp.update(dict((k, p[k]) for k in HOOKS_SHARED if k != 'containers'),
+              containers=containers if hp['state'] == 'present' else None)
+    return hp
+
+
+def _run_hooks(module, hp, result):
+    try:
+        done = converge_hooks(hp, check_mode=module.check_mode)
+    except ShareError as e:
+        module.fail_json(msg='hooks: %s' % e, **result)
+    for warning in done.pop('warnings'):
+        module.warn(warning)
+    return done
+
+
 def main():
     argument_spec = dict(SHARE_SPEC)
     argument_spec.update(
@@ -333,6 +393,7 @@ def main():
         lxcpath=dict(type='path'),
         thunks_dir=dict(type='path', default='/mnt/share-thunks'),
         thunks_size=dict(type='str', default='1M'),
+        hooks=dict(type='dict'),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
@@ -354,6 +415,8 @@ def main():
         [dict((k, p.get(k)) for k in SHARE_KEYS if k != 'owner')]
     for r in requests:
         r['owner'] = p['owner']
+    hp = _hooks(module, requests)
+    hooks = _run_hooks(module, hp, {}) if hp and hp['state'] == 'present' else None
     try:
         engine = Engine(p['lxcpath'] or default_lxcpath(), p['thunks_dir'], p['thunks_size'],
                         check_mode=module.check_mode, backend=p['backend'], run_command=module.run_command,
@@ -381,24 +444,36 @@ def main():
     for r in results:
         for warning in r.pop('warnings', []):
             module.warn(warning)
+    if hp and hp['state'] == 'absent' and not any(r.get('failed') for r in results):
+        # After the shares: the hook program goes last.
+        hooks = _run_hooks(module, hp, dict(results=results, released_thunks=released))
+    diffs = hooks.pop('diff') if hooks else []
     if not batch:
         result = results[0]
         result['released_thunks'] = released
         if released:
             result['changed'] = True
+        if hooks is not None:
+            result['hooks'] = hooks
+            result['changed'] = result.get('changed') or hooks['changed']
         if result.pop('failed', False):
             module.fail_json(**result)
         if module._diff:
             header = '%s:%s' % (p['container'], result['dest'])
-            result['diff'] = dict(before=result['before'], after=result['after'], before_header=header, after_header=header)
+            diffs.append(dict(before=result['before'], after=result['after'], before_header=header, after_header=header))
+            result['diff'] = diffs if len(diffs) > 1 else diffs[0]
         module.exit_json(**result)
 
     changed = any(r.get('changed') for r in results) or bool(released)
     failures = ['%s:%s: %s' % (r['container'], r['dest'], r['msg']) for r in results if r.get('failed')]
     out = dict(changed=changed, results=results, stats=stats, released_thunks=released)
+    if hooks is not None:
+        out['hooks'] = hooks
+        out['changed'] = changed or hooks['changed']
     if module._diff:
-        out['diff'] = dict(before=dict(('%s:%s' % (r['container'], r['dest']), r.get('before')) for r in results),
-                           after=dict(('%s:%s' % (r['container'], r['dest']), r.get('after')) for r in results))
+        diffs.append(dict(before=dict(('%s:%s' % (r['container'], r['dest']), r.get('before')) for r in results),
+                          after=dict(('%s:%s' % (r['container'], r['dest']), r.get('after')) for r in results)))
+        out['diff'] = diffs if len(diffs) > 1 else diffs[0]
     if failures:
         module.fail_json(msg='%d of %d shares failed: %s' % (len(failures), len(results), '; '.join(failures)), **out)
     module.exit_json(**out)

@@ -17,13 +17,17 @@ description:
     unmounts its thunks when it stops. Every other line of the config is kept; the block is written atomically
     under the lock of the container's directory.
   - Mounts the thunks tmpfs (rshared, mode 0711) when it is missing, so that a host is ready after a reboot.
-  - The hook program is installed by the role C(lxcex.share.lxcex_share).
+  - With O(install=true), also installs the hook program O(program), the code it runs and the host settings
+    O(host_config), before any hook line points at the program (the role C(lxcex.share.lxcex_share) does this).
+    The code is this module's own module_utils, byte for byte, from the payload Ansible already shipped to run the
+    module; nothing else is transferred, and a file is written only when its content differs.
 author:
   - lxcex.share developers (@lxcex)
 options:
   containers:
     description:
-      - Names of the containers. Required with O(state=present).
+      - Names of the containers. Required with O(state=present), unless O(install=true) (which may hook no
+        container, for a host with no share yet).
       - With O(state=absent), every container of O(lxcpath) whose config has the block when not given.
     type: list
     elements: str
@@ -93,13 +97,40 @@ options:
     description: Mount the thunks tmpfs now when it is missing.
     type: bool
     default: true
+  install:
+    description:
+      - With O(state=present), install the hook program O(program) (mode 0755), the code it runs
+        (O(code_dir)/lxcex-share.pyz, one zip of the collection's module_utils, no C(.pyc) files) and the host
+        settings O(host_config), writing only the files whose content differs, then check that the program runs
+        with O(python) (C(PROGRAM --version)); when it does not, every file is put back as it was and the module
+        fails before any config is touched.
+      - With O(state=absent), remove those three files after the hook blocks (and O(code_dir) itself when it is empty
+        and named C(lxcex-share), as the default is).
+      - Either way, the tree of single files that versions before 0.2.0 copied to O(code_dir)C(/ansible_collections)
+        is removed when it holds only that code.
+    type: bool
+    default: false
+  code_dir:
+    description: Directory of the code the hook program runs, with O(install=true).
+    type: path
+    default: /usr/local/lib/lxcex-share
+  python:
+    description: The Python 3.9 or newer that runs the hook program, with O(install=true).
+    type: path
+    default: /usr/bin/python3
+  host_config:
+    description:
+      - Settings of this host that the C(lxcex-share) command takes as the defaults of its options (so that
+        C(lxcex-share list) needs no flags), written with O(install=true).
+    type: path
+    default: /etc/lxcex-share.conf
 attributes:
   check_mode:
     support: full
     description: Reports what would change and touches nothing.
   diff_mode:
     support: full
-    description: Shows each changed config before and after.
+    description: Shows each changed config (and, with O(install=true), the program and settings) before and after.
 notes:
   - Requires root on the host.
 seealso:
@@ -110,6 +141,11 @@ EXAMPLES = r'''
 - name: Containers get their shares back at every start
   lxcex.share.lxc_share_hooks:
     containers: [alice-container, bob-container]
+
+- name: Install the hook program and hook two containers, as the role does
+  lxcex.share.lxc_share_hooks:
+    containers: [alice-container, bob-container]
+    install: true
 
 - name: Fail the start of bob-container when one of its shares is broken
   lxcex.share.lxc_share_hooks:
@@ -151,6 +187,23 @@ thunks_unmounted:
   returned: always
   type: bool
   sample: true
+installed:
+  description: With O(install=true), the files written (or that would be written).
+  returned: always
+  type: list
+  elements: str
+  sample: [/usr/local/lib/lxcex-share/lxcex-share.pyz, /usr/local/bin/lxcex-share]
+uninstalled:
+  description: With O(install=true), the files removed (or that would be removed).
+  returned: always
+  type: list
+  elements: str
+  sample: [/usr/local/bin/lxcex-share]
+code_sha256:
+  description: With O(install=true) and O(state=present), the sha256 of the code the hook program runs.
+  returned: always
+  type: str
+  sample: 4f1c0d2e9a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d
 hook:
   description: The command the hook entries run.
   returned: always
@@ -160,35 +213,20 @@ hook:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
-from ansible_collections.lxcex.share.plugins.module_utils._hooks import DEFAULT_DEADLINE, converge_hooks
-from ansible_collections.lxcex.share.plugins.module_utils._lxcconf import DEFAULT_LOG_FILE
+from ansible_collections.lxcex.share.plugins.module_utils._hooks import converge_hooks, spec
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            containers=dict(type='list', elements='str'),
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
-            program=dict(type='path', default='/usr/local/bin/lxcex-share'),
-            strict=dict(type='bool', default=False),
-            backend=dict(type='str', choices=['native', 'mount-idmapped'], default='native'),
-            mount_idmapped=dict(type='path'),
-            lxcpath=dict(type='path'),
-            thunks_dir=dict(type='path', default='/mnt/share-thunks'),
-            thunks_size=dict(type='str', default='1M'),
-            deadline=dict(type='float', default=DEFAULT_DEADLINE),
-            log_file=dict(type='path', default=DEFAULT_LOG_FILE),
-            takeover=dict(type='bool', default=True),
-            ensure_thunks=dict(type='bool', default=True),
-        ),
-        required_if=[('state', 'present', ('containers',))],
+        argument_spec=spec(),
         supports_check_mode=True,
     )
     try:
         result = converge_hooks(module.params, check_mode=module.check_mode)
     except ShareError as e:
         partial = getattr(e, 'partial', None) or {}
-        module.fail_json(msg=str(e), changed_containers=partial.get('changed_containers', []))
+        module.fail_json(msg=str(e), changed_containers=partial.get('changed_containers', []),
+                         installed=partial.get('installed', []))
     for warning in result.pop('warnings'):
         module.warn(warning)
     diff = result.pop('diff')

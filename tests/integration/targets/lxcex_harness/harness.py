@@ -69,6 +69,28 @@ def titled(title, uid=None):
     return out
 
 
+def run_scenario(results, title, func):
+    """Run func as the scenario title; a failure (an assertion, or an attack that succeeded) fails only it."""
+    log('\n=== %s' % title)
+    t0 = time.monotonic()
+    try:
+        func()
+    except Exception as e:  # a scenario that failed, or an attack that succeeded
+        results.append((title, False, str(e)))
+        log('FAILED: %s\n%s' % (e, traceback.format_exc()[-1500:]))
+        return
+    results.append((title, True, ''))
+    log('passed (%.1f s)' % (time.monotonic() - t0))
+
+
+def report(results, ok, tail=''):
+    """Print each (title, passed, detail) and 'N passed, M failed' (a failed setup counts); the exit status."""
+    failed = [r for r in results if not r[1]]
+    log('\n'.join('%s: %s %s' % ('passed' if r[1] else 'FAILED', r[0], r[2][:300]) for r in results))
+    log('%d passed, %d failed%s' % (len(results) - len(failed), len(failed) + (0 if ok else 1), tail))
+    return 0 if ok and not failed else 1
+
+
 def scenario(title):
     """Mark a function of a lab as a scenario; a failed assertion fails only that scenario."""
     def wrap(func):
@@ -265,16 +287,7 @@ class Lab(object):
     # -- running ---------------------------------------------------------------
 
     def run_scenario(self, func):
-        log('\n=== %s' % func.title)
-        t0 = time.monotonic()
-        try:
-            func()
-        except Exception as e:  # a scenario that failed, or an attack that succeeded
-            self.results.append((func.title, False, str(e)))
-            log('FAILED: %s\n%s' % (e, traceback.format_exc()[-1500:]))
-            return
-        self.results.append((func.title, True, ''))
-        log('passed (%.1f s)' % (time.monotonic() - t0))
+        run_scenario(self.results, func.title, func)
 
     def run(self, setup, scenarios, roots, teardown=None, wanted=()):
         """Set up, run the scenarios (those whose title contains one of wanted), compare checksums, clean up."""
@@ -298,10 +311,7 @@ class Lab(object):
         finally:
             if not self.cleanup():
                 ok = False
-        failed = [r for r in self.results if not r[1]]
-        log('\n'.join('%s: %s %s' % ('passed' if r[1] else 'FAILED', r[0], r[2][:300]) for r in self.results))
-        log('%d passed, %d failed' % (len(self.results) - len(failed), len(failed) + (0 if ok else 1)))
-        return 0 if ok and not failed else 1
+        return report(self.results, ok)
 
     def cleanup(self):
         for proc in self.background:
