@@ -340,8 +340,8 @@ class Bench(object):
             with open(hooks, 'w') as f:
                 f.write('- hosts: localhost\n  gather_facts: false\n  tasks:\n'
                         '    - lxcex.share.lxc_share_hooks:\n        containers: [%s]\n        state: %s\n'
-                        '        program: %s\n        lxcpath: %s\n        thunks_dir: %s\n'
-                        % (name, state, self.cli, self.lxcpath, self.thunks))
+                        '        program: %s\n        lxcpath: %s\n        thunks_dir: %s\n        log_file: %s\n'
+                        % (name, state, self.cli, self.lxcpath, self.thunks, self.work + '/hook.log'))
             sh(['ansible-playbook', '-i', os.path.join(self.work, 'inventory'), hooks])
 
         def restart():
