@@ -4,7 +4,9 @@
 #   real mounts and real LXC containers, ansible-doc of every module, and
 #   ansible-lint (production profile).
 #   the Molecule scenario of the role, and the demo (the README's main job).
-# Usage: bash scripts/test.sh [step ...]   (steps: sanity units integration molecule demo doc lint)
+# Usage: bash scripts/test.sh [step ...]
+#   (steps: sanity units integration molecule demo doc lint matrix changelog)
+#   matrix: ansible-test sanity on every ansible-core the collection claims (a venv each).
 set -uo pipefail
 LXCEX_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$LXCEX_ROOT/scripts/bootstrap.sh"
@@ -16,7 +18,7 @@ if [ -d "$LXCEX_ROOT/../shared/reference" ]; then
 fi
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(sanity units integration molecule demo doc lint)
+[ ${#steps[@]} -gt 0 ] || steps=(sanity units integration molecule demo doc lint matrix changelog)
 
 # ansible-test runs only from .../ansible_collections/NS/NAME: test a copy of
 # the working tree (tracked files and new ones git does not ignore).
@@ -33,7 +35,7 @@ trap cleanup EXIT
 # cannot reach; give them a stand-in that bootstraps pip with ensurepip.
 pipcache="$HOME/.ansible/test/cache"
 mkdir -p "$pipcache"
-for v in 24.0 24.2 25.0 25.0.1 25.1 25.1.1 25.2 25.3 26.0; do
+for v in 23.1.2 23.2.1 23.3.1 24.0 24.2 24.3.1 25.0 25.0.1 25.1 25.1.1 25.2 25.3 26.0; do
   [ -f "$pipcache/get_pip_${v//./_}.py" ] || cat > "$pipcache/get_pip_${v//./_}.py" <<'PY'
 import ensurepip, sys
 sys.argv = [sys.argv[0]]
@@ -68,6 +70,51 @@ doc_check() {
   return $rc
 }
 
+# The ansible-core releases the collection claims (meta/runtime.yml), each with a controller Python it supports.
+CORES=("2.17:3.11" "2.18:3.11" "2.19:3.11" "2.20:3.12")
+python_of() {  # python_of 3.12: that Python, from PATH or pyenv (empty when absent)
+  local v=$1 p root
+  p=$(command -v "python$v" 2>/dev/null || true)
+  if [ -z "$p" ] || ! "$p" -c 'import venv' 2>/dev/null; then
+    root=${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}
+    p=""
+    for c in "$root"/versions/"$v".*/bin/python"$v"; do [ -x "$c" ] && p=$c; done
+  fi
+  echo "$p"
+}
+sanity_matrix() {
+  local rc=0 entry core pyv py venv ran=()
+  for entry in "${CORES[@]}"; do
+    core=${entry%%:*}; pyv=${entry##*:}
+    py=$(python_of "$pyv")
+    if [ -z "$py" ]; then echo "matrix: no Python $pyv for ansible-core $core"; rc=1; continue; fi
+    venv="$LXCEX_ROOT/.venv-core-$core"
+    if [ ! -x "$venv/bin/ansible-test" ]; then
+      if ! { "$py" -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$core.*"; }; then
+        echo "matrix: cannot install ansible-core $core"; rc=1; continue
+      fi
+    fi
+    echo "--- ansible-core $("$venv/bin/ansible" --version 2>/dev/null | sed -n '1s/.*core //; 1s/]//p') with Python $pyv: sanity"
+    if (cd "$coll" && PATH="$venv/bin:$PATH" ansible-test sanity --local --python "$pyv" --color no); then
+      ran+=("$core/py$pyv")
+    else
+      rc=1
+    fi
+  done
+  echo "matrix: sanity passed on ansible-core ${ran[*]:-none}"
+  return $rc
+}
+
+changelog_check() {  # fragments and changelog.yaml lint clean, CHANGELOG.md generated from them
+  local before
+  before=$(cat "$LXCEX_ROOT/CHANGELOG.md" 2>/dev/null)
+  (cd "$LXCEX_ROOT" && antsibull-changelog lint && antsibull-changelog generate) || return 1
+  if [ "$before" != "$(cat "$LXCEX_ROOT/CHANGELOG.md")" ]; then
+    echo "changelog: CHANGELOG.md was not generated from changelogs/ (now regenerated; commit it)"; return 1
+  fi
+  echo "changelog: lint clean, CHANGELOG.md up to date"
+}
+
 for step in "${steps[@]}"; do
   case $step in
     sanity) run sanity bash -c "cd '$coll' && ${at[*]} sanity --local --python $pyver --color no" ;;
@@ -81,6 +128,8 @@ for step in "${steps[@]}"; do
     molecule) run molecule bash -c "cd '$LXCEX_ROOT' && molecule test" ;;
     demo) run demo bash -c "cd '$LXCEX_ROOT' && bash scripts/demo.sh -e demo_cleanup=true" ;;
     doc) run doc doc_check ;;
+    matrix) run matrix sanity_matrix ;;
+    changelog) run changelog changelog_check ;;
     lint) run lint bash -c "cd '$LXCEX_ROOT' && ansible-lint --profile production \$(ls -d roles playbooks extensions 2>/dev/null)" ;;
     *) echo "unknown step $step"; failed=$((failed + 1)) ;;
   esac

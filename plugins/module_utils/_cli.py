@@ -35,9 +35,10 @@ import sys
 import syslog
 import time
 
+from ansible_collections.lxcex.share.plugins.module_utils import _info
+from ansible_collections.lxcex.share.plugins.module_utils import _requirements
 from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
-from ansible_collections.lxcex.share.plugins.module_utils._converge import (
-    containers_with_sharetab, converge, sharetab_path)
+from ansible_collections.lxcex.share.plugins.module_utils._converge import converge
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._live import ChildTimeout, run_bounded
 from ansible_collections.lxcex.share.plugins.module_utils._lxcconf import DEFAULT_DEADLINE, DEFAULT_LOG_FILE
@@ -326,68 +327,22 @@ def _start_host(opts, env, out, lxcpath, directory, name):
 
 
 def list_shares(opts, out):
-    """Every share of every container (or of those named): live, recorded (container stopped), broken or stale.
+    """Every share of every container (or of those named), as lxc_share_info returns them (one reader, _info).
 
     Exit status: 0 when every share is live or recorded, 1 when one is broken
     or a thunk is stale, 2 when a container named does not exist.
     """
     engine = _engine(opts, check_mode=True, backend='native')
-    names = opts.args[1:] or containers_with_sharetab(engine.lxcpath)
-    rows = []
-    unknown = 0
     try:
-        for path in engine.release_stale():
-            rows.append(_row(path.split('/')[-2], None, 'stale', 'thunk %s left by a stop that ran no post-stop hook; '
-                             'the next run releases it' % path))
-        for name in names:
-            try:
-                container = engine.container(name)
-            except ShareError as e:
-                unknown += 1
-                rows.append(_row(name, None, 'unknown', str(e)))
-                continue
-            entries = _sharetab.entries(sharetab_path(engine, name))
-            if not entries:
-                continue
-            try:
-                running = engine.view(container) is not None
-            except ShareError as e:
-                rows.extend(_row(name, entry, 'broken', str(e)) for entry in entries)
-                continue
-            if not running:
-                rows.extend(_row(name, entry, 'recorded', 'container stopped') for entry in entries)
-                continue
-            requests = [_sharetab.request_of(name, e, persist=False) for e in entries]
-            for entry, res in zip(entries, converge(engine, requests)):
-                if res.get('failed'):
-                    rows.append(_row(name, entry, 'broken', res['msg']))
-                elif res['changed']:
-                    rows.append(_row(name, entry, 'broken',
-                                     'not mounted as recorded; a run of lxc_share or a restart repairs it'))
-                else:
-                    rows.append(_row(name, entry, 'live', ''))
+        rows = _info.read_shares(engine, opts.args[1:])
     finally:
         engine.close()
     if opts.json:
         out.info(json.dumps(rows, indent=2, sort_keys=True))
     else:
-        keys = ('container', 'dest', 'src', 'user', 'readonly', 'owner', 'state', 'detail')
-        table = [('CONTAINER', 'DEST', 'SRC', 'USER', 'RO', 'OWNER', 'STATE', 'DETAIL')]
-        table += [tuple('-' if r[k] is None else ('yes' if r[k] is True else 'no' if r[k] is False else str(r[k]))
-                        for k in keys) for r in rows]
-        widths = [max(len(t[i]) for t in table) for i in range(len(keys))]
-        for line in table:
-            out.info('  '.join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
-    if unknown:
-        return 2
-    return 1 if any(r['state'] in ('broken', 'stale') for r in rows) else 0
-
-
-def _row(container, entry, state, detail):
-    return {'container': container, 'dest': entry.dest if entry else None, 'src': entry.src if entry else None,
-            'user': entry.user if entry else None, 'group': entry.options.get('group') if entry else None,
-            'readonly': entry.readonly if entry else None, 'owner': (entry.owner or 'hand') if entry else None,
-            'state': state, 'detail': detail}
+        for line in _info.table(rows):
+            out.info(line)
+    return _info.exit_status(rows)
 
 
 def read_host_config(path):
@@ -410,6 +365,11 @@ def main(argv=None, env=None, config=DEFAULT_CONFIG):
     """Run the program; config is the host config file whose settings are the defaults of the options."""
     argv = sys.argv[1:] if argv is None else argv
     env = os.environ if env is None else env
+    lacking = _requirements.problem(need_root=False)
+    if lacking:
+        # An old Python or kernel: said plainly; as a hook, the container starts anyway unless strict.
+        sys.stderr.write('%s: %s\n' % (PROG, lacking))
+        return 0 if 'hook' in argv and '--strict' not in argv else 1
     parser = _parser(config)
     first, dummy = parser.parse_known_args(argv)
     settings = read_host_config(first.config)
@@ -417,6 +377,10 @@ def main(argv=None, env=None, config=DEFAULT_CONFIG):
     parser.set_defaults(**dict((k, v) for k, v in settings.items() if k in known and k != 'config'))
     opts = parser.parse_args(argv)
     out = _Out()
+    lacking = _requirements.problem(need_root=True)
+    if lacking:
+        out.error(lacking)
+        return 1
     try:
         if opts.args[:1] == ['hook']:
             return hook(opts, env, out)

@@ -87,3 +87,15 @@ def converge(engine, requests, prune=None, owner=_sharetab.DEFAULT_OWNER):
             res['pruned'] = True
         results[i] = res
     return results
+
+
+def share_diffs(results):
+    """One --diff entry per share that changed (or would): before and after under the share's own header."""
+    out = []
+    for r in results:
+        if not r.get('changed') or r.get('failed'):
+            continue
+        header = '%s:%s' % (r.get('container'), r.get('dest'))
+        out.append(dict(before_header=header, after_header=header, before=r.get('before') or {},
+                        after=r.get('after') or {}))
+    return out

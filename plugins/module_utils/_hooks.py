@@ -39,13 +39,13 @@ ORIGINAL_IN_CONTAINER = 'usr/local/bin/lxcex-share'
 # The options of lxc_share_hooks; also the keys of the hooks option of lxc_share, less SHARED, which that
 # module takes from its own options (containers: those of its shares).
 SPEC = dict(
-    containers=dict(type='list', elements='str'),
+    containers=dict(type='list', elements='str', aliases=['name', 'names']),
     state=dict(type='str', choices=['present', 'absent'], default='present'),
     program=dict(type='path', default='/usr/local/bin/lxcex-share'),
     strict=dict(type='bool', default=False),
     backend=dict(type='str', choices=['native', 'mount-idmapped'], default='native'),
     mount_idmapped=dict(type='path'),
-    lxcpath=dict(type='path'),
+    lxcpath=dict(type='path', aliases=['lxc_path']),
     thunks_dir=dict(type='path', default='/mnt/share-thunks'),
     thunks_size=dict(type='str', default='1M'),
     deadline=dict(type='float', default=DEFAULT_DEADLINE),

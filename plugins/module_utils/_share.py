@@ -634,6 +634,24 @@ class Engine(object):
         found = [e for e in idmapped_by_dev.get(dev, ()) if e.root == root or e.root.startswith(prefix)]
         return sorted(found, key=lambda e: (-e.mount_point.count('/'), -e.mount_id))
 
+    def _other_shares(self, share, copies):
+        """Among copies, the mounts that are other shares of the container (of the same source) and stay.
+
+        Two shares of one source in one container look alike.  At the dest of another share that lxcex.share
+        attached (it has a live record), the lowest mount is that share; whatever the container's root stacked
+        on it is still a copy of this share and goes.
+        """
+        group = '%s/live\0' % share.container.directory
+        own = self.live_key(share)
+        dests = set(key.split('\0', 1)[1] for key in self.state.records(group) if key != own)
+        by_id = dict((e.mount_id, e) for e in copies)
+        keep = []
+        for e in copies:
+            parent = by_id.get(e.parent_id)
+            if e.mount_point in dests and (parent is None or parent.mount_point != e.mount_point):
+                keep.append(e)
+        return keep
+
     def _apply_live(self, container, view, shares, results, thunk_changed):
         """Bring the live mounts of a running container's shares to their wanted state.
 
@@ -692,6 +710,7 @@ class Engine(object):
         share.created = record.get('created') or []
         if share.state == 'absent':
             copies = self._copies(idmapped_by_dev, share)
+            copies = [e for e in copies if e not in self._other_shares(share, copies)]
             if copies:
                 res['changed'] = True
                 res['revoked'] = [e.mount_point for e in copies]

@@ -84,6 +84,10 @@ class StateStore(object):
             self._cache[group] = self._read(group)
         return self._cache[group]
 
+    def records(self, group):
+        """A copy of every record of a group (key -> record)."""
+        return dict(self._records(group))
+
     def load(self, path):
         record = self._records(self._group_of(path)).get(path)
         if record is None or record.get('path') != path:

@@ -80,8 +80,12 @@ attributes:
   diff_mode:
     support: full
     description: Shows src, idmap and readonly of the mount before and after.
-notes:
-  - Requires root on the host.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux hosts with LXC.
+extends_documentation_fragment:
+  - lxcex.share.requirements
 seealso:
   - module: lxcex.share.lxc_share
 '''
@@ -146,6 +150,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
+from ansible_collections.lxcex.share.plugins.module_utils._requirements import problem
 from ansible_collections.lxcex.share.plugins.module_utils._idmap import parse as parse_idmap
 from ansible_collections.lxcex.share.plugins.module_utils._thunk import Thunks, find_mount_idmapped
 from ansible_collections.lxcex.share.plugins.module_utils._validate import canonical_target, check_absolute, is_inside
@@ -166,6 +171,11 @@ def main():
         required_if=[('state', 'present', ('src', 'idmap'))],
         supports_check_mode=True,
     )
+    # The result says what is mounted at path: AnsibleModule must not add its file attributes (state, mode...).
+    module.add_path_info = lambda kwargs: kwargs
+    lacking = problem()
+    if lacking:
+        module.fail_json(msg=lacking)
     p = module.params
     try:
         check_absolute('path', p['path'])

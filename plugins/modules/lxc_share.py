@@ -30,6 +30,7 @@ options:
   container:
     description: Name of the container to share with. Required unless O(shares) is given.
     type: str
+    aliases: [name]
   dest:
     description:
       - Absolute path inside the container where the share appears. Missing directories are created, owned by the user.
@@ -92,7 +93,7 @@ options:
     type: list
     elements: dict
     suboptions:
-      container: {description: See O(container)., type: str, required: true}
+      container: {description: See O(container)., type: str, required: true, aliases: [name]}
       dest: {description: See O(dest)., type: str, required: true}
       src: {description: See O(src)., type: path}
       user: {description: See O(user)., type: str}
@@ -137,6 +138,7 @@ options:
   lxcpath:
     description: Where the containers live. Defaults to C(lxc-config lxc.lxcpath), else C(/var/lib/lxc).
     type: path
+    aliases: [lxc_path]
   thunks_dir:
     description:
       - The tmpfs holding the thunks; mounted (rshared, mode 0711) when missing. Each container's thunks are in a
@@ -175,8 +177,13 @@ attributes:
     support: full
     description: Shows the sharetab line and the live mount before and after (and, with O(hooks), each changed config,
       the hook program and the host settings).
+  platform:
+    support: full
+    platforms: posix
+    description: Linux hosts with LXC.
+extends_documentation_fragment:
+  - lxcex.share.requirements
 notes:
-  - Requires root on the host and Linux 5.12 or newer; the filesystem of O(src) must support idmapped mounts.
   - The live mount's flags are locked for the container (its root cannot make a read-only share writable), and
     removing a share also takes away any bind of it that the container's root made inside the container.
   - Work inside a container is bounded in time (20 seconds per container); a container that does not answer fails
@@ -247,6 +254,16 @@ dest:
   returned: without O(shares)
   type: str
   sample: /home/bob/share
+src:
+  description: The host directory shared (as given, before it is resolved).
+  returned: without O(shares), when O(state=present)
+  type: str
+  sample: /srv/common
+state:
+  description: The state asked for, V(present) or V(absent).
+  returned: without O(shares)
+  type: str
+  sample: present
 thunk:
   description: The host path of the share's thunk.
   returned: without O(shares)
@@ -275,6 +292,14 @@ after:
   sample:
     sharetab: /srv/common bob /home/bob/common managed
     live: {mounted: true, src: /srv/common, idmap: [u:1000:401000:1, g:100:400100:1], readonly: false}
+revoked:
+  description:
+    - With O(state=absent), the mount points inside the container whose mounts of the share were taken away (the
+      share's own and any bind of it the container's root made).
+  returned: without O(shares), when the share was mounted
+  type: list
+  elements: str
+  sample: [/home/bob/share]
 covered:
   description: How many entries were in O(dest) before the share covered them (counted up to 1001); 0 or absent when
     it was empty.
@@ -321,8 +346,10 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible_collections.lxcex.share.plugins.module_utils._converge import SHARE_KEYS, containers_with_sharetab, converge
+from ansible_collections.lxcex.share.plugins.module_utils._converge import (
+    SHARE_KEYS, containers_with_sharetab, converge, share_diffs)
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
+from ansible_collections.lxcex.share.plugins.module_utils._requirements import problem
 from ansible_collections.lxcex.share.plugins.module_utils._hooks import SHARED as HOOKS_SHARED
 from ansible_collections.lxcex.share.plugins.module_utils._hooks import converge_hooks
 from ansible_collections.lxcex.share.plugins.module_utils._hooks import spec as hooks_spec
@@ -330,7 +357,7 @@ from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lx
 from ansible_collections.lxcex.share.plugins.module_utils._share import Engine
 
 SHARE_SPEC = dict(
-    container=dict(type='str'),
+    container=dict(type='str', aliases=['name']),
     dest=dict(type='str'),
     src=dict(type='path'),
     user=dict(type='str'),
@@ -390,7 +417,7 @@ def main():
         owner=dict(type='str', default='task'),
         backend=dict(type='str', choices=['native', 'mount-idmapped'], default='native'),
         mount_idmapped=dict(type='path'),
-        lxcpath=dict(type='path'),
+        lxcpath=dict(type='path', aliases=['lxc_path']),
         thunks_dir=dict(type='path', default='/mnt/share-thunks'),
         thunks_size=dict(type='str', default='1M'),
         hooks=dict(type='dict'),
@@ -402,6 +429,11 @@ def main():
         required_by={'container': 'dest'},
         supports_check_mode=True,
     )
+    # dest is a path inside the container: AnsibleModule must not add the attributes of a host path of that name.
+    module.add_path_info = lambda kwargs: kwargs
+    lacking = problem()
+    if lacking:
+        module.fail_json(msg=lacking)
     p = module.params
     batch = p['shares'] is not None
     missing = [k for k in ('src', 'user') if not batch and p['state'] == 'present' and p[k] in (None, '')]
@@ -471,9 +503,10 @@ def main():
         out['hooks'] = hooks
         out['changed'] = changed or hooks['changed']
     if module._diff:
-        diffs.append(dict(before=dict(('%s:%s' % (r['container'], r['dest']), r.get('before')) for r in results),
-                          after=dict(('%s:%s' % (r['container'], r['dest']), r.get('after')) for r in results)))
-        out['diff'] = diffs if len(diffs) > 1 else diffs[0]
+        # One entry per changed share, under its own container:dest.
+        diffs.extend(share_diffs(results))
+        if diffs:
+            out['diff'] = diffs
     if failures:
         module.fail_json(msg='%d of %d shares failed: %s' % (len(failures), len(results), '; '.join(failures)), **out)
     module.exit_json(**out)

@@ -25,6 +25,7 @@ author:
   - lxcex.share developers (@lxcex)
 options:
   containers:
+    aliases: [name, names]
     description:
       - Names of the containers. Required with O(state=present), unless O(install=true) (which may hook no
         container, for a host with no share yet).
@@ -62,6 +63,7 @@ options:
   lxcpath:
     description: Where the containers live. Defaults to C(lxc-config lxc.lxcpath), else C(/var/lib/lxc).
     type: path
+    aliases: [lxc_path]
   thunks_dir:
     description: The thunks tmpfs.
     type: path
@@ -131,8 +133,12 @@ attributes:
   diff_mode:
     support: full
     description: Shows each changed config (and, with O(install=true), the program and settings) before and after.
-notes:
-  - Requires root on the host.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux hosts with LXC.
+extends_documentation_fragment:
+  - lxcex.share.requirements
 seealso:
   - module: lxcex.share.lxc_share
 '''
@@ -213,6 +219,7 @@ hook:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
+from ansible_collections.lxcex.share.plugins.module_utils._requirements import problem
 from ansible_collections.lxcex.share.plugins.module_utils._hooks import converge_hooks, spec
 
 
@@ -221,6 +228,9 @@ def main():
         argument_spec=spec(),
         supports_check_mode=True,
     )
+    lacking = problem()
+    if lacking:
+        module.fail_json(msg=lacking)
     try:
         result = converge_hooks(module.params, check_mode=module.check_mode)
     except ShareError as e:

@@ -15,6 +15,7 @@ anything while a mount is left below its directory), and prints
 
 from __future__ import absolute_import, division, print_function
 
+import glob
 import hashlib
 import json
 import os
@@ -91,6 +92,25 @@ def report(results, ok, tail=''):
     return 0 if ok and not failed else 1
 
 
+def pythons(versions):
+    """{version: path} of the Pythons of those versions ('3.9', ...) on this machine: PATH, then pyenv's."""
+    roots = [os.environ.get('PYENV_ROOT', ''), os.path.expanduser('~/.pyenv'), '/root/.pyenv']
+    try:
+        roots.insert(0, subprocess.check_output(['pyenv', 'root'], stderr=subprocess.DEVNULL).decode().strip())
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    found = {}
+    for v in versions:
+        candidates = ['/usr/bin/python%s' % v]
+        for root in [r for r in roots if r]:
+            candidates += sorted(glob.glob('%s/versions/%s.*/bin/python%s' % (root, v, v)), reverse=True)
+        for c in candidates:
+            if os.access(c, os.X_OK):
+                found[v] = c
+                break
+    return found
+
+
 def scenario(title):
     """Mark a function of a lab as a scenario; a failed assertion fails only that scenario."""
     def wrap(func):
@@ -135,12 +155,16 @@ class Lab(object):
 
     # -- entry points -------------------------------------------------------
 
-    def module(self, name, args, check_mode=False, diff=False):
-        """Run lxcex.share.NAME with args through ansible; return the task result ('failed' set when it failed)."""
+    def module(self, name, args, check_mode=False, diff=False, python=None):
+        """Run lxcex.share.NAME with args through ansible (on python, default ours); return the task result.
+
+        'failed' is set when it failed.
+        """
         env = dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT='json', ANSIBLE_NOCOLOR='1',
                    ANSIBLE_COLLECTIONS_PATH=self.collections)
         cmd = ['ansible', 'localhost', '-i', 'localhost,', '-c', 'local', '-e',
-               'ansible_python_interpreter=%s' % PY, '-m', 'lxcex.share.%s' % name, '-a', json.dumps(args)]
+               'ansible_python_interpreter=%s' % (python or PY), '-m', 'lxcex.share.%s' % name,
+               '-a', json.dumps(args)]
         if check_mode:
             cmd.append('--check')
         if diff:
@@ -158,7 +182,7 @@ class Lab(object):
         except ValueError:
             raise AssertionError('no result from ansible: %s %s' % (proc.stdout[-2000:], proc.stderr[-2000:]))
 
-    def role(self, variables):
+    def role(self, variables, python=None):
         """Run the role lxcex_share on this host with variables; return (rc, {changed, failed}, output)."""
         with open(self.work + '/vars.json', 'w') as f:
             json.dump(variables, f)
@@ -166,7 +190,7 @@ class Lab(object):
             f.write('- hosts: localhost\n  gather_facts: false\n  roles: [lxcex.share.lxcex_share]\n')
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=self.collections, ANSIBLE_NOCOLOR='1')
         proc = subprocess.run(['ansible-playbook', '-i', 'localhost,', '-c', 'local', '-e',
-                               'ansible_python_interpreter=%s' % PY, '-e', '@' + self.work + '/vars.json',
+                               'ansible_python_interpreter=%s' % (python or PY), '-e', '@' + self.work + '/vars.json',
                                self.work + '/play.yml'],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, check=False, timeout=600)
         out = proc.stdout.decode('utf-8', 'replace')

@@ -140,3 +140,10 @@ def test_uninstall(tmp_path):
     _install.install(other)
     _install.uninstall(other)
     assert os.path.isdir(other['code_dir']) and not os.listdir(other['code_dir'])
+
+
+def test_program_version_is_the_collection_version():
+    galaxy = os.path.join(MODULE_UTILS, '..', '..', 'galaxy.yml')
+    with open(galaxy) as f:
+        version = [l.split(':', 1)[1].strip() for l in f if l.startswith('version:')][0]
+    assert _install._cli.VERSION == version
