@@ -5,7 +5,8 @@
 #   ansible-lint (production profile).
 #   the Molecule scenario of the role, and the demo (the README's main job).
 # Usage: bash scripts/test.sh [step ...]
-#   (steps: sanity units integration molecule demo doc lint matrix changelog)
+#   (steps: sanity units integration molecule demo doc lint matrix changelog kernels)
+#   kernels: integration targets in qemu guests with Debian 12's and 13's kernels (scripts/kernels.py).
 #   matrix: ansible-test sanity on every ansible-core the collection claims (a venv each).
 set -uo pipefail
 LXCEX_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,7 +19,7 @@ if [ -d "$LXCEX_ROOT/../shared/reference" ]; then
 fi
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(sanity units integration molecule demo doc lint matrix changelog)
+[ ${#steps[@]} -gt 0 ] || steps=(sanity units integration molecule demo doc lint matrix changelog kernels)
 
 # ansible-test runs only from .../ansible_collections/NS/NAME: test a copy of
 # the working tree (tracked files and new ones git does not ignore).
@@ -115,6 +116,19 @@ changelog_check() {  # fragments and changelog.yaml lint clean, CHANGELOG.md gen
   echo "changelog: lint clean, CHANGELOG.md up to date"
 }
 
+kernels_step() {
+  local need=() pkg
+  for pkg in qemu-system-x86 cpio xz-utils zstd; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "kernels: installing ${need[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null || return 1
+  fi
+  python "$LXCEX_ROOT/scripts/kernels.py" "$coll" ${LXCEX_KERNELS:+--kernels "$LXCEX_KERNELS"} \
+    ${LXCEX_KERNEL_TARGETS:+--targets "$LXCEX_KERNEL_TARGETS"}
+}
+
 for step in "${steps[@]}"; do
   case $step in
     sanity) run sanity bash -c "cd '$coll' && ${at[*]} sanity --local --python $pyver --color no" ;;
@@ -130,6 +144,7 @@ for step in "${steps[@]}"; do
     doc) run doc doc_check ;;
     matrix) run matrix sanity_matrix ;;
     changelog) run changelog changelog_check ;;
+    kernels) run kernels kernels_step ;;
     lint) run lint bash -c "cd '$LXCEX_ROOT' && ansible-lint --profile production \$(ls -d roles playbooks extensions 2>/dev/null)" ;;
     *) echo "unknown step $step"; failed=$((failed + 1)) ;;
   esac

@@ -36,6 +36,7 @@ import syslog
 import time
 
 from ansible_collections.lxcex.share.plugins.module_utils import _info
+from ansible_collections.lxcex.share.plugins.module_utils import _kernel
 from ansible_collections.lxcex.share.plugins.module_utils import _requirements
 from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
 from ansible_collections.lxcex.share.plugins.module_utils._converge import converge
@@ -300,6 +301,8 @@ def _start_host(opts, env, out, lxcpath, directory, name):
         return 1 if opts.strict else 0
     engine = _engine(opts, lxcpath, pids={name: int(pid)}, timeout=max(1.0, min(opts.deadline * 0.8, 20.0)))
     _lxc_log(out, engine, name)
+    if _kernel.KERNEL_AS:
+        out.info('behaving as Linux %s would (LXCEX_SHARE_KERNEL_AS, for tests)' % _kernel.KERNEL_AS)
     broken = 0
     requests = []
     text = _sharetab.read(os.path.join(directory, 'sharetab'))

@@ -175,6 +175,26 @@ def openat2(dirfd, path, flags, resolve, mode=0):
     return _check(ret, 'openat2', path)
 
 
+# Tests only: LXCEX_SHARE_KERNEL_AS=6.1 makes this code behave as on that kernel where features are missing (no
+# unique mount ids and no statmount before 6.8, no idmap read-back before 6.15), so that the paths for older
+# kernels run on a new one too.  Unset, the running kernel decides.
+KERNEL_AS = os.environ.get('LXCEX_SHARE_KERNEL_AS') or None
+
+
+def release():
+    """The kernel release this code behaves for: the running one, or LXCEX_SHARE_KERNEL_AS in tests."""
+    return KERNEL_AS or os.uname()[2]
+
+
+def at_least(major, minor):
+    """Whether release() is major.minor or newer (True when it cannot be read)."""
+    parts = release().split('.')
+    try:
+        return (int(parts[0]), int(parts[1].split('-')[0])) >= (major, minor)
+    except (IndexError, ValueError):
+        return True
+
+
 def statx_mount(path, dirfd=AT_FDCWD, follow=False, unique=True):
     """Return (mount_id, is_mount_root, unique) for path.
 
@@ -187,7 +207,7 @@ def statx_mount(path, dirfd=AT_FDCWD, follow=False, unique=True):
     flags = 0 if follow else AT_SYMLINK_NOFOLLOW
     if p == b'':
         flags |= AT_EMPTY_PATH
-    mask = STATX_MNT_ID | (STATX_MNT_ID_UNIQUE if unique else 0)
+    mask = STATX_MNT_ID | (STATX_MNT_ID_UNIQUE if unique and (KERNEL_AS is None or at_least(6, 8)) else 0)
     lib = libc()
     ret = lib.statx(ctypes.c_int(dirfd), ctypes.c_char_p(p), ctypes.c_int(flags), ctypes.c_uint(mask), buf)
     _check(ret, 'statx', path)
@@ -220,6 +240,8 @@ def statmount_idmap(unique_mnt_id):
     Returns (uid_extents, gid_extents), each a list of (from, to, count)
     tuples as the mount maps them, or None when the kernel cannot tell.
     """
+    if KERNEL_AS is not None and not at_least(6, 15):
+        return None
     req = struct.pack('=IIQQ', 24, 0, unique_mnt_id, STATMOUNT_MNT_BASIC | STATMOUNT_MNT_UIDMAP | STATMOUNT_MNT_GIDMAP)
     size = 4096
     lib = libc()

@@ -70,8 +70,11 @@ def kernel_message(err, src=None, fstype=None, where=None):
     if code == errno.EPERM:
         return '%s was refused (EPERM): idmapped mounts need root (CAP_SYS_ADMIN in the initial user namespace)' % err
     if err.op == 'mount_setattr' and code in (errno.EINVAL, errno.EOPNOTSUPP):
-        return ('filesystem %s of %s (mounted at %s) does not support idmapped mounts'
-                % (fstype or 'unknown', src, where or '?'))
+        need = ''
+        if fstype == 'tmpfs' and not _kernel.at_least(6, 3):
+            need = ': tmpfs supports them from Linux 6.3, and this host runs %s' % _kernel.release()
+        return ('filesystem %s of %s (mounted at %s) does not support idmapped mounts%s'
+                % (fstype or 'unknown', src, where or '?', need))
     return str(err)
 
 
@@ -206,6 +209,10 @@ class Thunks(object):
 
     def _detached(self, src_fd, idmap, readonly, src, under):
         """A detached idmapped clone of the directory behind src_fd (on the mount under)."""
+        if under is not None and under.fstype == 'tmpfs' and not _kernel.at_least(6, 3):
+            # Said before the kernel refuses it (EINVAL tells nothing), with what it needs.
+            raise ThunkError('filesystem tmpfs of %s (mounted at %s) does not support idmapped mounts: tmpfs supports '
+                             'them from Linux 6.3, and this host runs %s' % (src, under.mount_point, _kernel.release()))
         fd = _kernel.open_tree('', dirfd=src_fd)
         try:
             flags = _kernel.MOUNT_ATTR_IDMAP | (_kernel.MOUNT_ATTR_RDONLY if readonly else 0)

@@ -1,0 +1,271 @@
+# -*- coding: utf-8 -*-
+# Copyright: lxcex.share contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run integration targets of lxcex.share in qemu guests with Debian 12's and Debian 13's kernels.
+
+    python scripts/kernels.py COLLECTION_DIR [--kernels bookworm,trixie] [--targets a,b] [--timeout S]
+
+For each suite: the current kernel package of that Debian release
+(linux-image-amd64's dependency) is downloaded with an apt configuration of
+our own (the machine's sources stay untouched) and cached under
+/var/tmp/lxcex-kernels with the initramfs built for it.  The guest (TCG: KVM
+does not work on these machines) mounts this machine's / read-only over
+virtio-9p under a tmpfs overlay, so it runs this machine's own Python, LXC and
+venv and nothing it does reaches the host; a fresh ext4 disk is its /var/tmp,
+where the tests keep their lxcpaths and sources (9p cannot be idmapped).
+Inside, ansible-test runs each target in COLLECTION_DIR (a staged copy at
+.../ansible_collections/lxcex/share).  Prints, per kernel, each target and
+whether it passed; exits 1 when one failed or a guest did not finish.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import argparse
+import glob
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+CACHE = '/var/tmp/lxcex-kernels'
+SUITES = {'bookworm': 'Debian 12', 'trixie': 'Debian 13'}
+# Modules the Debian kernels build as modules that the guest needs, in load order (missing ones are skipped).
+MODULES = ('virtio', 'virtio_ring', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev', 'virtio_pci', 'virtio_blk',
+           'netfs', 'fscache', '9pnet', '9pnet_virtio', '9p', 'overlay', 'crc16', 'crc32c_generic', 'libcrc32c',
+           'mbcache', 'jbd2', 'ext4')
+MARK = 'LXCEX-GUEST'
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, **kw).stdout.decode('utf-8', 'replace')
+
+
+def apt(suite):
+    """apt-get/apt-cache options of a private configuration for suite (lists and archives under CACHE)."""
+    base = os.path.join(CACHE, 'apt-' + suite)
+    for d in ('lists/partial', 'cache/archives/partial'):
+        os.makedirs(os.path.join(base, d), exist_ok=True)
+    sources = os.path.join(base, 'sources.list')
+    with open(sources, 'w') as f:
+        f.write('deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian %s main\n'
+                % suite)
+    return ['-o', 'Dir::Etc::SourceList=' + sources, '-o', 'Dir::Etc::SourceParts=/dev/null',
+            '-o', 'Dir::State::Lists=' + os.path.join(base, 'lists'), '-o', 'Dir::Cache=' + os.path.join(base, 'cache'),
+            '-o', 'Dir::State::status=/dev/null', '-o', 'APT::Sandbox::User=root', '-o', 'Debug::NoLocking=1']
+
+
+def kernel(suite):
+    """(vmlinuz, modules dir, release) of the suite's current kernel, downloaded and unpacked once."""
+    opts = apt(suite)
+    stamp = os.path.join(CACHE, 'apt-%s.updated' % suite)
+    if not os.path.exists(stamp) or time.time() - os.path.getmtime(stamp) > 86400:
+        sh(['apt-get'] + opts + ['-q', 'update'])
+        with open(stamp, 'w') as f:
+            f.write('')
+    depends = sh(['apt-cache'] + opts + ['depends', 'linux-image-amd64'])
+    names = re.findall(r'Depends: (linux-image-[0-9][^\s]*)', depends)
+    if not names:
+        raise RuntimeError('%s: no kernel behind linux-image-amd64:\n%s' % (suite, depends))
+    package = names[0]
+    root = os.path.join(CACHE, package)
+    if not glob.glob(root + '/boot/vmlinuz-*'):
+        tmp = tempfile.mkdtemp(dir=CACHE)
+        try:
+            sh(['apt-get'] + opts + ['-q', 'download', package], cwd=tmp)
+            debs = glob.glob(tmp + '/*.deb')
+            os.makedirs(root + '.part', exist_ok=True)
+            for deb in debs:
+                sh(['dpkg-deb', '-x', deb, root + '.part'])
+            # trixie splits modules into their own package on some releases
+            if not glob.glob(root + '.part/lib/modules/*/kernel'):
+                mods = re.findall(r'Depends: (linux-modules-[0-9][^\s]*)', sh(['apt-cache'] + opts + ['depends', package]))
+                for m in mods:
+                    sh(['apt-get'] + opts + ['-q', 'download', m], cwd=tmp)
+                for deb in glob.glob(tmp + '/linux-modules-*.deb'):
+                    sh(['dpkg-deb', '-x', deb, root + '.part'])
+            os.rename(root + '.part', root)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    vmlinuz = glob.glob(root + '/boot/vmlinuz-*')[0]
+    release = os.path.basename(vmlinuz)[len('vmlinuz-'):]
+    return vmlinuz, os.path.join(root, 'lib/modules', release), release
+
+
+INIT = r'''#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules.list); do insmod /mods/$m.ko 2>/dev/null; done
+mkdir -p /host /upper /newroot
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /host || { echo "LXCEX-GUEST no 9p"; echo o > /proc/sysrq-trigger; }
+mount -t tmpfs -o size=2g upper /upper
+mkdir -p /upper/u /upper/w
+mount -t overlay overlay -o lowerdir=/host,upperdir=/upper/u,workdir=/upper/w /newroot || { echo "LXCEX-GUEST no overlay"; echo o > /proc/sysrq-trigger; }
+cp /guest.sh /newroot/lxcex-guest.sh
+mount --move /proc /newroot/proc
+mount --move /sys /newroot/sys
+mount --move /dev /newroot/dev
+exec switch_root /newroot /bin/sh /lxcex-guest.sh
+'''
+
+GUEST = r'''#!/bin/sh
+# Runs in the guest, in this machine's userland under an overlay.
+export PATH=%(path)s
+export HOME=/root LANG=C.UTF-8
+exec > /dev/ttyS0 2>&1
+mount -t tmpfs run /run && mkdir -p /run/lock
+mount -t tmpfs mnt /mnt
+mount -t ext4 /dev/vda /var/tmp && chmod 1777 /var/tmp
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts 2>/dev/null
+mount -t tmpfs shm /dev/shm
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+mount --make-rshared /
+ip link set lo up 2>/dev/null
+echo "%(mark)s kernel $(uname -r)"
+cd %(coll)s
+# Emulation makes every process start dear: modules are piped to their Python, not copied and run from files
+# (the guest's copy of the collection only; ansible-test takes this file as the Ansible config of the targets).
+[ -e tests/integration/integration.cfg ] || printf '[connection]\npipelining = True\n' > tests/integration/integration.cfg
+# The role's restart/reboot scenario, not the steps after it that do not depend on the kernel.
+touch tests/integration/targets/lxcex_share_role/quick
+for t in %(targets)s; do
+  echo "%(mark)s start $t"
+  start=$(date +%%s)
+  ansible-test integration --local --python %(pyver)s --color no --allow-destructive "$t"
+  echo "%(mark)s target $t rc=$? seconds=$(( $(date +%%s) - start ))"
+done
+echo "%(mark)s done"
+sync
+echo o > /proc/sysrq-trigger
+sleep 30
+'''
+
+
+def initramfs(modules_dir, run, guest_text):
+    """The initramfs for a kernel: busybox, its modules, /init and the guest script."""
+    path = os.path.join(run, 'initrd.cpio')
+    work = tempfile.mkdtemp(dir=CACHE)
+    try:
+        for d in ('bin', 'proc', 'sys', 'dev', 'mods'):
+            os.makedirs(os.path.join(work, d))
+        shutil.copy('/bin/busybox', work + '/bin/busybox')
+        loaded = []
+        for name in MODULES:
+            found = glob.glob('%s/kernel/**/%s.ko*' % (modules_dir, name), recursive=True)
+            if not found:
+                continue
+            src = found[0]
+            dest = os.path.join(work, 'mods', name + '.ko')
+            if src.endswith('.xz'):
+                with open(dest, 'wb') as out:
+                    subprocess.run(['xz', '-dc', src], stdout=out, check=True)
+            elif src.endswith('.zst'):
+                with open(dest, 'wb') as out:
+                    subprocess.run(['zstd', '-dcq', src], stdout=out, check=True)
+            else:
+                shutil.copy(src, dest)
+            loaded.append(name)
+        with open(work + '/modules.list', 'w') as f:
+            f.write('\n'.join(loaded) + '\n')
+        with open(work + '/init', 'w') as f:
+            f.write(INIT)
+        os.chmod(work + '/init', 0o755)
+        with open(work + '/guest.sh', 'w') as f:
+            f.write(guest_text)
+        sh('cd %s && find . | cpio -o -H newc --quiet > %s' % (shlex.quote(work), shlex.quote(path)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return path
+
+
+def run_guest(suite, coll, targets, timeout, pyver):
+    vmlinuz, modules_dir, release = kernel(suite)
+    run = tempfile.mkdtemp(prefix='run-', dir=CACHE)
+    try:
+        guest_text = GUEST % {'path': os.environ['PATH'], 'mark': MARK, 'coll': shlex.quote(coll),
+                              'targets': ' '.join(shlex.quote(t) for t in targets), 'pyver': pyver}
+        initrd = initramfs(modules_dir, run, guest_text)
+        disk = os.path.join(run, 'disk.img')
+        sh(['truncate', '-s', '8G', disk])
+        sh(['mkfs.ext4', '-q', '-F', disk])
+        cmd = ['timeout', str(timeout), 'qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'max', '-smp', '2', '-m', '4096',
+               '-nographic', '-no-reboot', '-kernel', vmlinuz, '-initrd', initrd,
+               '-append', 'console=ttyS0 panic=-1 quiet',
+               '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+               '-drive', 'file=%s,if=virtio,format=raw' % disk]
+        print('=== %s (%s): kernel %s, targets %s' % (suite, SUITES[suite], release, ' '.join(targets)), flush=True)
+        t0 = time.monotonic()
+        log = os.path.join(run, 'console.log')
+        results = {}
+        seen_kernel = None
+        with open(log, 'wb') as logf:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            for raw in proc.stdout:
+                logf.write(raw)
+                line = raw.decode('utf-8', 'replace').rstrip()
+                if MARK in line:
+                    print('  %s' % line[line.index(MARK):], flush=True)
+                    m = re.search(MARK + r' target (\S+) rc=(\d+) seconds=(\d+)', line)
+                    if m:
+                        results[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+                    m = re.search(MARK + r' kernel (\S+)', line)
+                    if m:
+                        seen_kernel = m.group(1)
+                elif re.search(r'(failed=[1-9]|^FAILED|^ERROR: |Traceback|passed, [1-9][0-9]* failed|steps passed)',
+                               line):
+                    print('  | %s' % line[:300], flush=True)
+            proc.wait()
+        elapsed = time.monotonic() - t0
+        ok = seen_kernel is not None and all(t in results and results[t][0] == 0 for t in targets)
+        for t in targets:
+            state = ('passed' if results[t][0] == 0 else 'FAILED') if t in results else 'DID NOT RUN'
+            print('%s %s: %s %s%s' % (SUITES[suite], seen_kernel or release, t, state,
+                                      ' (%d s)' % results[t][1] if t in results else ''), flush=True)
+        print('=== %s: %s in %.0f s' % (suite, 'passed' if ok else 'FAILED', elapsed), flush=True)
+        if not ok:
+            with open(log, 'rb') as f:
+                tail = f.read()[-6000:].decode('utf-8', 'replace')
+            print('--- last console output of the guest:\n' + tail, flush=True)
+        return ok, seen_kernel or release, results
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
+    p.add_argument('collection')
+    p.add_argument('--kernels', default='bookworm,trixie')
+    p.add_argument('--targets', default='idmapped_thunk,lxc_share,lxcex_share_role')
+    p.add_argument('--timeout', type=int, default=1800, help='seconds per guest')
+    args = p.parse_args()
+    os.makedirs(CACHE, exist_ok=True)
+    os.chmod(CACHE, 0o755)
+    pyver = '%d.%d' % sys.version_info[:2]
+    summary = []
+    all_ok = True
+    for suite in args.kernels.split(','):
+        try:
+            ok, release, results = run_guest(suite, os.path.abspath(args.collection), args.targets.split(','),
+                                             args.timeout, pyver)
+        except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
+            out = getattr(e, 'stdout', b'') or b''
+            print('=== %s: cannot run: %s %s' % (suite, e, out.decode('utf-8', 'replace')[-2000:]), flush=True)
+            ok, release, results = False, '?', {}
+        all_ok = all_ok and ok
+        summary.append('%s (%s): %s' % (SUITES.get(suite, suite), release, ', '.join(
+            '%s %s' % (t, 'passed' if results.get(t, (1,))[0] == 0 else 'FAILED')
+            for t in args.targets.split(','))))
+    print('kernels: ' + '; '.join(summary))
+    return 0 if all_ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
