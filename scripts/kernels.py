@@ -82,7 +82,7 @@ def kernel(suite):
             for deb in debs:
                 sh(['dpkg-deb', '-x', deb, root + '.part'])
             # trixie splits modules into their own package on some releases
-            if not glob.glob(root + '.part/lib/modules/*/kernel'):
+            if not glob.glob(root + '.part/lib/modules/*/kernel') and not glob.glob(root + '.part/usr/lib/modules/*/kernel'):
                 mods = re.findall(r'Depends: (linux-modules-[0-9][^\s]*)', sh(['apt-cache'] + opts + ['depends', package]))
                 for m in mods:
                     sh(['apt-get'] + opts + ['-q', 'download', m], cwd=tmp)
@@ -93,7 +93,11 @@ def kernel(suite):
             shutil.rmtree(tmp, ignore_errors=True)
     vmlinuz = glob.glob(root + '/boot/vmlinuz-*')[0]
     release = os.path.basename(vmlinuz)[len('vmlinuz-'):]
-    return vmlinuz, os.path.join(root, 'lib/modules', release), release
+    # bookworm ships /lib/modules, trixie (merged /usr) /usr/lib/modules
+    for modules in (os.path.join(root, 'lib/modules', release), os.path.join(root, 'usr/lib/modules', release)):
+        if os.path.isdir(modules):
+            return vmlinuz, modules, release
+    raise RuntimeError('%s: no modules directory for %s in %s' % (suite, release, root))
 
 
 INIT = r'''#!/bin/busybox sh
