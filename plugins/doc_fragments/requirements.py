@@ -10,6 +10,11 @@ class ModuleDocFragment(object):
     # What a managed host needs; the modules check it first and fail with a message that names what is missing.
     DOCUMENTATION = r'''
 options: {}
+attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Linux hosts with LXC.
 requirements:
   - Linux 5.12 or newer on the host (idmapped mounts); a source on tmpfs needs 6.3 or newer, and reading a mount's
     idmap back from the kernel 6.15 or newer (older kernels use the record made when it was mounted).

@@ -29,7 +29,7 @@ from ansible_collections.lxcex.share.plugins.module_utils import _install
 from ansible_collections.lxcex.share.plugins.module_utils import _kernel
 from ansible_collections.lxcex.share.plugins.module_utils import _lxcconf
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
-from ansible_collections.lxcex.share.plugins.module_utils._lxc import Container, default_lxcpath
+from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath
 from ansible_collections.lxcex.share.plugins.module_utils._share import Engine
 from ansible_collections.lxcex.share.plugins.module_utils._validate import check_text, check_thunks_size
 
@@ -105,10 +105,13 @@ def _with_block(lxcpath):
     return [n for n in names if _lxcconf.has_block(os.path.join(lxcpath, n, 'config'))]
 
 
-def original_copy(lxcpath, name):
-    """The copy of the original script in the container's root filesystem, or None (resolved inside the rootfs)."""
+def original_copy(engine, name):
+    """The copy of the original script in the container's root filesystem, or None (resolved inside the rootfs).
+
+    The config comes from the engine's cache: read once per run.
+    """
     try:
-        container = Container.load(name, lxcpath)
+        container = engine.container(name)
     except ShareError:
         return None
     if not container.rootfs:
@@ -128,7 +131,7 @@ def original_copy(lxcpath, name):
         os.close(root_fd)
 
 
-def converge_hooks(p, check_mode=False):
+def converge_hooks(p, check_mode=False, engine=None):
     """Apply the lxc_share_hooks parameters p; returns the module result (ShareError on failure)."""
     _check(p)
     lxcpath = p['lxcpath'] or default_lxcpath()
@@ -149,7 +152,10 @@ def converge_hooks(p, check_mode=False):
             result['installed'], result['code_sha256'] = done['files'], done['code_sha256']
             result['diff'].extend(done['diff'])
             _remove_legacy(p, check_mode, result)
-    engine = Engine(lxcpath, p['thunks_dir'], p['thunks_size'], check_mode=check_mode)
+    # lxc_share passes its engine, so that one run reads each config and the mount table once.
+    own = engine is None
+    if own:
+        engine = Engine(lxcpath, p['thunks_dir'], p['thunks_size'], check_mode=check_mode)
     try:
         if present and p['ensure_thunks']:
             result['thunks_mounted'] = engine.ensure_thunks_fs()
@@ -166,7 +172,7 @@ def converge_hooks(p, check_mode=False):
                 result['diff'].append(dict(before=before, after=after, before_header=config, after_header=config))
             if disabled:
                 result['disabled'][name] = disabled
-            copy = original_copy(lxcpath, name) if takeover else None
+            copy = original_copy(engine, name) if takeover else None
             if copy:
                 result['original_files'].append(copy)
                 result['warnings'].append(
@@ -177,7 +183,8 @@ def converge_hooks(p, check_mode=False):
         if not present:
             result['thunks_unmounted'] = _unmount_thunks_fs(engine, check_mode, result['released_thunks'])
     finally:
-        engine.close()
+        if own:
+            engine.close()
     if p.get('install') and not present:
         # The program last: a container started meanwhile still found it.
         result['uninstalled'].extend(_install.uninstall(p, check_mode=check_mode))

@@ -710,7 +710,8 @@ class Engine(object):
         share.created = record.get('created') or []
         if share.state == 'absent':
             copies = self._copies(idmapped_by_dev, share)
-            copies = [e for e in copies if e not in self._other_shares(share, copies)]
+            others = self._other_shares(share, copies)
+            copies = [e for e in copies if e not in others]
             if copies:
                 res['changed'] = True
                 res['revoked'] = [e.mount_point for e in copies]

@@ -80,10 +80,6 @@ attributes:
   diff_mode:
     support: full
     description: Shows src, idmap and readonly of the mount before and after.
-  platform:
-    support: full
-    platforms: posix
-    description: Linux hosts with LXC.
 extends_documentation_fragment:
   - lxcex.share.requirements
 seealso:

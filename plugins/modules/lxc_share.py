@@ -177,10 +177,6 @@ attributes:
     support: full
     description: Shows the sharetab line and the live mount before and after (and, with O(hooks), each changed config,
       the hook program and the host settings).
-  platform:
-    support: full
-    platforms: posix
-    description: Linux hosts with LXC.
 extends_documentation_fragment:
   - lxcex.share.requirements
 notes:
@@ -398,9 +394,9 @@ def _hooks(module, requests):
     return hp
 
 
-def _run_hooks(module, hp, result):
+def _run_hooks(module, hp, result, engine):
     try:
-        done = converge_hooks(hp, check_mode=module.check_mode)
+        done = converge_hooks(hp, check_mode=module.check_mode, engine=engine)
     except ShareError as e:
         module.fail_json(msg='hooks: %s' % e, **result)
     for warning in done.pop('warnings'):
@@ -448,14 +444,17 @@ def main():
     for r in requests:
         r['owner'] = p['owner']
     hp = _hooks(module, requests)
-    hooks = _run_hooks(module, hp, {}) if hp and hp['state'] == 'present' else None
+    hooks = None
     try:
         engine = Engine(p['lxcpath'] or default_lxcpath(), p['thunks_dir'], p['thunks_size'],
                         check_mode=module.check_mode, backend=p['backend'], run_command=module.run_command,
                         mount_idmapped=p['mount_idmapped'])
     except ShareError as e:
         module.fail_json(msg=str(e))
+    # One engine for the hooks and the shares: each config, sharetab and mount table read once per run.
     try:
+        if hp and hp['state'] == 'present':
+            hooks = _run_hooks(module, hp, {}, engine)
         prune = None
         if p['exclusive'] == 'listed':
             prune = sorted(set(r['container'] for r in requests))
@@ -467,18 +466,18 @@ def main():
         stats['seconds'] = round(time.monotonic() - started, 6)
         if not batch and not results[0].get('failed'):
             results[0]['running'] = engine.view(engine.container(p['container'])) is not None
+        released = list(engine.released)
+        if hp and hp['state'] == 'absent' and not any(r.get('failed') for r in results):
+            # After the shares: the hook program goes last.
+            hooks = _run_hooks(module, hp, dict(results=results, released_thunks=released), engine)
     except ShareError as e:
         module.fail_json(msg=str(e))
     finally:
         engine.close()
 
-    released = list(engine.released)
     for r in results:
         for warning in r.pop('warnings', []):
             module.warn(warning)
-    if hp and hp['state'] == 'absent' and not any(r.get('failed') for r in results):
-        # After the shares: the hook program goes last.
-        hooks = _run_hooks(module, hp, dict(results=results, released_thunks=released))
     diffs = hooks.pop('diff') if hooks else []
     if not batch:
         result = results[0]

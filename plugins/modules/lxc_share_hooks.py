@@ -133,10 +133,6 @@ attributes:
   diff_mode:
     support: full
     description: Shows each changed config (and, with O(install=true), the program and settings) before and after.
-  platform:
-    support: full
-    platforms: posix
-    description: Linux hosts with LXC.
 extends_documentation_fragment:
   - lxcex.share.requirements
 seealso:

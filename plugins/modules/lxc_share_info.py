@@ -52,10 +52,6 @@ attributes:
   diff_mode:
     support: none
     description: Nothing changes, so there is nothing to show.
-  platform:
-    support: full
-    platforms: posix
-    description: Linux hosts with LXC.
 seealso:
   - module: lxcex.share.lxc_share
 '''
