@@ -18,11 +18,12 @@ __metaclass__ = type
 import os
 
 from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
+from ansible_collections.lxcex.share.plugins.module_utils import _team
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._share import SHARETAB
 
 SHARE_KEYS = ('src', 'container', 'user', 'group', 'dest', 'state', 'readonly', 'src_uid', 'src_gid', 'persist',
-              'live', 'allow_root', 'owner', 'nonempty_dest')
+              'live', 'allow_root', 'owner', 'nonempty_dest', 'allow_setuid', 'members', 'disk_gid', 'setup_src')
 
 
 def sharetab_path(engine, name):
@@ -65,7 +66,7 @@ def converge(engine, requests, prune=None, owner=_sharetab.DEFAULT_OWNER):
     not running are released first (engine.released says which).
     """
     engine.released = engine.release_stale()
-    requests = list(requests)
+    requests, failed = expand_teams(engine, requests)
     seen = {}
     for req in requests:
         key = (req.get('container'), _sharetab.normalize_dest(req.get('dest')))
@@ -75,18 +76,56 @@ def converge(engine, requests, prune=None, owner=_sharetab.DEFAULT_OWNER):
     if prune:
         requests += prune_requests(engine, requests, prune, owner)
     results = [None] * len(requests)
+    results.extend(failed)
     prepared = []
     for i, req in enumerate(requests):
         try:
             prepared.append((i, engine.prepare(req)))
         except ShareError as e:
             results[i] = _failed(req, str(e))
+    # A team share is applied in all of its containers or in none: one that fails validation fails the team.
+    broken = dict((requests[i]['team_id'], '%s:%s' % (requests[i].get('container'), requests[i].get('dest')))
+                  for i, res in enumerate(results[:len(requests)])
+                  if res is not None and requests[i].get('team_id') is not None)
+    if broken:
+        kept = []
+        for i, share in prepared:
+            team = requests[i].get('team_id')
+            if team in broken:
+                results[i] = _failed(requests[i], 'not applied: the same team share failed at %s' % broken[team])
+            else:
+                kept.append((i, share))
+        prepared = kept
     applied = engine.apply([share for dummy, share in prepared])
     for (i, dummy), res in zip(prepared, applied):
         if requests[i].get('pruned'):
             res['pruned'] = True
         results[i] = res
     return results
+
+
+def expand_teams(engine, requests):
+    """Requests with team shares (members given as a list) expanded to one request per container and dest.
+
+    Returns (requests, failed results of team shares whose members are not valid).
+    """
+    out, failed = [], []
+    recorded = None
+    for req in requests:
+        if not isinstance(req.get('members'), list):
+            out.append(req)
+            continue
+        if recorded is None:
+            recorded = _team.recorded_ids(engine.lxcpath, containers_with_sharetab(engine.lxcpath))
+        try:
+            team_id = len(out)
+            out.extend([dict(r, team_id=team_id) for r in _team.expand(req, recorded)])
+        except ShareError as e:
+            names = sorted(set(str(m.get('container')) for m in req['members'] if isinstance(m, dict))) \
+                if isinstance(req.get('members'), list) else []
+            failed.append(_failed(dict(req, container=','.join(names) or 'team'), 'team share of %s: %s'
+                                  % (req.get('src'), e)))
+    return out, failed
 
 
 def share_diffs(results):

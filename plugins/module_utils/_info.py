@@ -29,6 +29,7 @@ __metaclass__ = type
 from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
 from ansible_collections.lxcex.share.plugins.module_utils._converge import (
     containers_with_sharetab, converge, sharetab_path)
+from ansible_collections.lxcex.share.plugins.module_utils import _team
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 
 STATES = ('live', 'recorded', 'broken', 'stale', 'unknown')
@@ -40,7 +41,19 @@ def row(container, entry, state, detail, idmap=None, thunk=None):
     return {'container': container, 'dest': entry.dest if entry else None, 'src': entry.src if entry else None,
             'user': entry.user if entry else None, 'group': entry.options.get('group') if entry else None,
             'readonly': entry.readonly if entry else None, 'owner': (entry.owner or 'hand') if entry else None,
-            'state': state, 'detail': detail, 'idmap': idmap, 'thunk': thunk}
+            'state': state, 'detail': detail, 'idmap': idmap, 'thunk': thunk,
+            'setuid': 'suid' in entry.options if entry else None, 'members': _members(entry)}
+
+
+def _members(entry):
+    """The members of a team share's line (container, user, disk_uid each), None for other lines."""
+    if entry is None or not entry.options.get('members'):
+        return None
+    try:
+        return [{'container': m.container, 'user': m.user, 'disk_uid': m.disk_uid}
+                for m in _team.decode(entry.options['members'])]
+    except ShareError:
+        return None
 
 
 def read_shares(engine, names=None):

@@ -44,6 +44,11 @@ class MountEntry(object):
     def readonly(self):
         return 'ro' in self.options
 
+    @property
+    def nosuid(self):
+        """Whether the mount ignores set-uid bits and device nodes (nosuid and nodev, as lxcex.share mounts shares)."""
+        return 'nosuid' in self.options and 'nodev' in self.options
+
     def __repr__(self):
         return 'MountEntry(%d %r on %r type %s)' % (self.mount_id, self.root, self.mount_point, self.fstype)
 

@@ -18,8 +18,10 @@ from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareEr
 from ansible_collections.lxcex.share.plugins.module_utils._resolve import read_data_file
 
 
-def parse_db(data, min_fields):
+def parse_db(data, min_fields, members=None):
     """{name: (id, gid or None)} and {id: name} of a passwd (or group) text, given as bytes.
+
+    members: a dict to fill with {group name: (member names)} from a group text.
 
     Only the name and the numeric fields are kept, so memory stays a small
     multiple of the number of entries whatever the lines carry; the first
@@ -37,6 +39,9 @@ def parse_db(data, min_fields):
         gid = int(fields[3]) if min_fields > 3 and fields[3].isdigit() and len(fields[3]) <= 10 else None
         by_name.setdefault(name, (num, gid))
         by_id.setdefault(num, name)
+        if members is not None and len(fields) > 3 and name not in members:
+            members[name] = tuple(m.decode('utf-8', 'surrogateescape')
+                                  for m in fields[3].split(b',') if m.strip())
     return by_name, by_id
 
 
@@ -46,7 +51,8 @@ class Accounts(object):
     def __init__(self, passwd_text, group_text, container):
         self.container = container
         self.users, self.uids = parse_db(passwd_text, 4)
-        self.groups, self.gids = parse_db(group_text, 3)
+        self.members = {}
+        self.groups, self.gids = parse_db(group_text, 3, self.members)
 
     @classmethod
     def read(cls, root_fd, container):
@@ -65,6 +71,13 @@ class Accounts(object):
             gid = self.users[name][1] if name is not None else None
             return uid, gid, name or text
         raise ShareError('unknown user %r in container %s (not in its /etc/passwd)' % (text, self.container))
+
+    def in_group(self, user, gid):
+        """Whether the user (name) has gid as primary group or is listed as a member of a group of that gid."""
+        if user in self.users and self.users[user][1] == gid:
+            return True
+        name = self.gids.get(gid)
+        return name is not None and user in self.members.get(name, ())
 
     def group(self, group):
         """(gid, name) of a group given by name or number."""

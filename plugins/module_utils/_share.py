@@ -33,6 +33,7 @@ import stat
 
 from ansible_collections.lxcex.share.plugins.module_utils import _kernel
 from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
+from ansible_collections.lxcex.share.plugins.module_utils import _team
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._idmap import Idmap, single
 from ansible_collections.lxcex.share.plugins.module_utils._live import MAX_COUNTED, ContainerStopped, ContainerView
@@ -41,7 +42,7 @@ from ansible_collections.lxcex.share.plugins.module_utils._mountinfo import Moun
 from ansible_collections.lxcex.share.plugins.module_utils._passwd import Accounts
 from ansible_collections.lxcex.share.plugins.module_utils._resolve import open_dir, resolve_src
 from ansible_collections.lxcex.share.plugins.module_utils._sharetab import DirLock
-from ansible_collections.lxcex.share.plugins.module_utils._thunk import Thunks
+from ansible_collections.lxcex.share.plugins.module_utils._thunk import Thunks, ThunkError, kernel_support
 from ansible_collections.lxcex.share.plugins.module_utils._validate import (
     canonical_target, check_id, check_text, check_thunks_size, is_inside)
 
@@ -131,6 +132,8 @@ class Engine(object):
         self._srcs = {}
         self._pids = dict(pids or {})
         self._fds = []
+        self._probed = {}
+        self._idmapped = None
         _raise_fd_limit()
 
     # -- facts, each read once per pass ------------------------------------
@@ -241,7 +244,7 @@ class Engine(object):
         dest = params.get('dest')
         for key in ('container', 'dest', 'src', 'user', 'group'):
             check_text(key, params.get(key))
-        for key in ('src_uid', 'src_gid'):
+        for key in ('src_uid', 'src_gid', 'disk_gid'):
             check_id(key, params.get(key))
         if not name:
             raise ShareError('container is required')
@@ -256,13 +259,15 @@ class Engine(object):
                       persist=params.get('persist', True), live=params.get('live', True),
                       readonly=bool(params.get('readonly')), src=params.get('src'), user=params.get('user'),
                       group=params.get('group'), idmap=None, entry=None, src_fd=None, created=[],
-                      nonempty=params.get('nonempty_dest') or 'warn')
+                      nonempty=params.get('nonempty_dest') or 'warn', nosuid=not params.get('allow_setuid'),
+                      team=bool(params.get('members')), setup_src=params.get('setup_src', True) is not False,
+                      preflight=None)
         if state == 'absent':
             return share
         src = params.get('src')
         if not src or not src.startswith('/'):
             raise ShareError('src %r is not an absolute path' % (src,))
-        if params.get('user') in (None, ''):
+        if params.get('user') in (None, '') and not share.team:
             raise ShareError('user is required with state=present')
         where = self._open_src(src)
         src_fd = where.fd
@@ -272,6 +277,8 @@ class Engine(object):
         st = os.fstat(src_fd)
         if not stat.S_ISDIR(st.st_mode):
             raise ShareError('src %s is not a directory' % src)
+        if share.team:
+            return self._prepare_team(share, params, where, st)
         if (where.container is not None and params.get('src_uid') is None and st.st_uid == where.root_uid
                 and not params.get('allow_root')):
             raise ShareError('src %s belongs to the root of container %s (on-disk uid %d), not to a user of it; '
@@ -295,7 +302,55 @@ class Engine(object):
         share.__dict__.update(src=src, src_fd=src_fd, idmap=idmap, uid=uid, gid=gid, host_uid=host_uid,
                               host_gid=host_gid, src_uid=src_uid, src_gid=src_gid,
                               entry=_sharetab.entry_of(params, src_uid, src_gid))
+        self._preflight(share)
         return share
+
+    def _prepare_team(self, share, params, where, st):
+        """A team share in one container (see _team): its idmap from all the members."""
+        if where.container is not None:
+            raise ShareError('src %s lies in the rootfs of container %s; a team share\'s source must be a host '
+                             'directory' % (share.src, where.container))
+        members = _team.decode(params['members'])
+        disk_gid = st.st_gid if params.get('disk_gid') is None else int(params['disk_gid'])
+        if disk_gid == 0 and not params.get('allow_root'):
+            raise ShareError('team share of %s: the team\'s group on disk would be gid 0 (root)%s; set disk_gid to the '
+                             'team\'s gid' % (share.src, ', the group of src' if params.get('disk_gid') is None else ''))
+        idmap, (uid, gid) = _team.idmap_for(self, share.container, members, disk_gid, params.get('group'), st.st_uid,
+                                            share.dest)
+        share.__dict__.update(src_fd=where.fd, idmap=idmap, uid=uid, gid=gid, src_uid=st.st_uid, src_gid=disk_gid,
+                              members=members, entry=_sharetab.entry_of(dict(params, disk_gid=disk_gid)))
+        self._preflight(share)
+        return share
+
+    def _idmapped_devs(self, dev):
+        """Whether the host has an idmapped mount of the filesystem dev (the table read once per pass)."""
+        if self._idmapped is None:
+            self._idmapped = set(e.dev for e in self.thunks.mounts.entries if e.idmapped)
+        return dev in self._idmapped
+
+    def _preflight(self, share):
+        """Whether the source's filesystem takes idmapped mounts, probed once per filesystem and pass.
+
+        The probe is what the thunk will do: a detached idmapped clone of the source, never attached.
+        A filesystem without support fails the share here, before anything changes (and in check mode).
+        """
+        real = os.readlink('/proc/self/fd/%d' % share.src_fd)
+        under = self.thunks.mounts.containing(real)
+        key = under.mount_id if under is not None else None
+        if key not in self._probed and under is not None and self._idmapped_devs(under.dev):
+            self._probed[key] = None        # an idmapped mount of this filesystem exists: it takes them
+        if key not in self._probed:
+            try:
+                os.close(self.thunks._detached(share.src_fd, share.idmap, False, share.src, under))
+                self._probed[key] = None
+            except ThunkError as e:
+                self._probed[key] = e
+        fstype = under.fstype if under is not None else 'unknown'
+        where = under.mount_point if under is not None else '?'
+        if self._probed[key] is not None:
+            raise ShareError('pre-flight: filesystem %s of %s (mounted at %s) does not support idmapped mounts: %s'
+                             % (fstype, share.src, where, kernel_support(fstype)))
+        share.preflight = 'idmapped mounts work on %s (%s, mounted at %s)' % (share.src, fstype, where)
 
     def thunk_path(self, container, dest):
         return posixpath.join(self.thunks_dir, container.name, thunk_name(dest))
@@ -311,6 +366,7 @@ class Engine(object):
         stops during the pass fails all of its shares.
         """
         results = dict((id(s), self._result(s)) for s in shares)
+        self._setup_team_srcs(shares, results)
         by_container = {}
         for share in shares:
             by_container.setdefault(share.container.name, []).append(share)
@@ -329,6 +385,31 @@ class Engine(object):
         if not self.check_mode:
             self.state.flush()
         return [results[id(s)] for s in shares]
+
+    def _setup_team_srcs(self, shares, results):
+        """Make each team share's source directory the team's (once per source); a failure fails its shares."""
+        done = {}
+        for share in shares:
+            if not share.team or share.state != 'present' or not share.setup_src:
+                continue
+            res = results[id(share)]
+            st = os.fstat(share.src_fd)
+            key = (st.st_dev, st.st_ino)
+            if key not in done:
+                try:
+                    changed, before, after, warning = _team.setup_src(share.src_fd, share.src, share.src_gid,
+                                                                      self.check_mode)
+                except ShareError as e:
+                    done[key] = e
+                else:
+                    done[key] = None
+                    res['before']['src'], res['after']['src'] = before, after
+                    if changed:
+                        res['changed'] = True
+                    if warning:
+                        res.setdefault('warnings', []).append(warning)
+            if done[key] is not None:
+                _fail(res, str(done[key]))
 
     def _apply_container(self, container, group, results):
         try:
@@ -350,6 +431,7 @@ class Engine(object):
     def _result(share):
         return {'container': share.container.name, 'dest': share.dest, 'state': share.state, 'changed': False,
                 'thunk': share.thunk, 'src': share.src, 'idmap': share.idmap.entries() if share.idmap else None,
+                'preflight': share.preflight,
                 'before': {'sharetab': None, 'live': {'mounted': False}},
                 'after': {'sharetab': None, 'live': {'mounted': False}}}
 
@@ -538,7 +620,7 @@ class Engine(object):
         return '%s/live\0%s' % (share.container.directory, share.dest)
 
     def _apply_running(self, container, view, shares, results):
-        present = [s for s in shares if s.state == 'present' and s.live]
+        present = [s for s in shares if s.state == 'present' and s.live and not results[id(s)].get('failed')]
         new_thunks = []
         thunk_changed = {}
         if present:
@@ -550,7 +632,8 @@ class Engine(object):
         for share in present:
             try:
                 changed, before, dummy = self.thunks.present(share.thunk, share.src, share.idmap, share.readonly,
-                                                             create_path=True, src_fd=share.src_fd)
+                                                             create_path=True, src_fd=share.src_fd,
+                                                             nosuid=share.nosuid)
             except ShareError as e:
                 _fail(results[id(share)], str(e))
                 continue
@@ -599,7 +682,8 @@ class Engine(object):
         ours = record is not None and record.get('mount_id') == mnt_id
         clone = entry is not None and entry.idmapped and self._same_source(entry, share)
         cur = {'mounted': True, 'ours': ours or clone, 'mount_id': mnt_id, 'resolved': resolved,
-               'readonly': entry.readonly if entry is not None else None}
+               'readonly': entry.readonly if entry is not None else None,
+               'nosuid': entry.nosuid if entry is not None else None}
         if ours:
             cur.update(src=record.get('src'), idmap=Idmap.from_dict(record['idmap']).entries(),
                        thunk_mount_id=record.get('thunk_mount_id'))
@@ -705,7 +789,7 @@ class Engine(object):
     def _live_ops(self, container, view, share, res, thunk_changed, probed, idmapped_by_dev):
         """The operations one share needs inside the container."""
         cur = self._live_current(view, share, probed)
-        res['before']['live'] = dict((k, cur[k]) for k in ('mounted', 'src', 'idmap', 'readonly') if k in cur)
+        res['before']['live'] = dict((k, cur[k]) for k in ('mounted', 'src', 'idmap', 'readonly', 'nosuid') if k in cur)
         record = self.state.load(self.live_key(share)) or {}
         share.created = record.get('created') or []
         if share.state == 'absent':
@@ -726,7 +810,8 @@ class Engine(object):
             if share.created:
                 ops.append(('rmdirs', share.created, share.dest))
             return ops
-        want = {'mounted': True, 'src': share.src, 'idmap': share.idmap.entries(), 'readonly': share.readonly}
+        want = {'mounted': True, 'src': share.src, 'idmap': share.idmap.entries(), 'readonly': share.readonly,
+                'nosuid': share.nosuid}
         res['after']['live'] = want
         if cur['mounted'] and not cur['ours']:
             raise ShareError('dest %s in container %s is already a mount point of something else; refusing to cover it'
@@ -742,7 +827,8 @@ class Engine(object):
                 'dest %s in container %s is not empty: the share hides %s entries that were there'
                 % (share.dest, container.name, shown_count))
         same = (cur['mounted'] and cur.get('src') == share.src and cur.get('idmap') == want['idmap']
-                and cur.get('readonly') == share.readonly and not thunk_changed.get(id(share))
+                and cur.get('readonly') == share.readonly and cur.get('nosuid') == share.nosuid
+                and not thunk_changed.get(id(share))
                 and cur.get('thunk_mount_id') == self._thunk_mount_id(share))
         if same:
             return []

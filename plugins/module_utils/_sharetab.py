@@ -6,7 +6,9 @@
 Readable by the reference format (three columns, ``#`` comments, blank
 lines).  A fourth column holds comma-separated options: ``ro``,
 ``group=G``, ``uid=N`` and ``gid=N`` (src ids), ``allow_root``,
-``nonempty=refuse`` (do not cover a non-empty dest), and
+``nonempty=refuse`` (do not cover a non-empty dest), ``suid`` (set-uid
+bits honoured: no nosuid), for team shares ``members=C/USER/DISK_UID;...``,
+``disk_gid=N`` and ``nosetup`` (source directory left as it is), and
 ``managed=OWNER`` for lines lxcex.share wrote, OWNER saying who: ``role``
 (the lxcex_share role), ``task`` (an lxc_share task), ``manual`` (the
 lxcex-share command).  A run that prunes removes only the lines of its own
@@ -103,6 +105,14 @@ def entry_of(request, src_uid=None, src_gid=None):
         options['allow_root'] = None
     if request.get('nonempty_dest') == 'refuse':
         options['nonempty'] = 'refuse'
+    if request.get('allow_setuid'):
+        options['suid'] = None
+    if request.get('members'):
+        options['members'] = request['members']
+        if request.get('disk_gid') is not None:
+            options['disk_gid'] = str(request['disk_gid'])
+        if request.get('setup_src') is False:
+            options['nosetup'] = None
     return Entry(request['src'], str(request['user']), normalize_dest(request['dest']), options)
 
 
@@ -114,7 +124,11 @@ def request_of(container, entry, **extra):
            'src_uid': int(opts['uid']) if (opts.get('uid') or '').isdigit() else None,
            'src_gid': int(opts['gid']) if (opts.get('gid') or '').isdigit() else None,
            'persist': True, 'live': True, 'owner': entry.owner,
-           'nonempty_dest': 'refuse' if opts.get('nonempty') == 'refuse' else 'warn'}
+           'nonempty_dest': 'refuse' if opts.get('nonempty') == 'refuse' else 'warn',
+           'allow_setuid': 'suid' in opts}
+    if opts.get('members'):
+        req.update(members=opts['members'], setup_src='nosetup' not in opts,
+                   disk_gid=int(opts['disk_gid']) if (opts.get('disk_gid') or '').isdigit() else None)
     req.update(extra)
     return req
 

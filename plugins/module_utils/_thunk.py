@@ -46,7 +46,7 @@ def describe(current):
 def differences(want, current):
     """Names of the properties in which the current mount differs from want.
 
-    want: dict with src, idmap (list of canonical entries), readonly.
+    want: dict with src, idmap (list of canonical entries), readonly, nosuid (nosuid and nodev).
     current: None when nothing is mounted, else a dict like describe() gives.
     """
     if current is None or not current.get('mounted'):
@@ -58,7 +58,28 @@ def differences(want, current):
         diffs.append('idmap')
     if bool(current.get('readonly')) != bool(want['readonly']):
         diffs.append('readonly')
+    if bool(current.get('nosuid')) != bool(want.get('nosuid')):
+        diffs.append('nosuid')
     return diffs
+
+
+# Filesystems that take idmapped mounts, and the Linux release from which they do.
+IDMAP_SINCE = {'ext4': (5, 12), 'xfs': (5, 12), 'vfat': (5, 12), 'btrfs': (5, 15), 'overlay': (5, 19),
+               'tmpfs': (6, 3), 'ceph': (6, 7), 'zfs': None}
+
+
+def kernel_support(fstype):
+    """What the kernel needs for idmapped mounts of fstype, for a message."""
+    since = IDMAP_SINCE.get(fstype, False)
+    if since is None and fstype == 'zfs':
+        return 'ZFS supports them from OpenZFS 2.2 on Linux 6.x; put the source on ext4, xfs or btrfs or update ZFS'
+    if since:
+        if not _kernel.at_least(*since):
+            return '%s supports them from Linux %d.%d, and this host runs %s' % (
+                fstype, since[0], since[1], _kernel.release())
+        return 'the kernel (Linux %s) refused an idmapped mount of it' % _kernel.release()
+    return ('Linux %s has no idmapped mounts for %s (NFS, 9p, FUSE without idmap support, ramfs and proc never '
+            'had them); put the source on ext4, xfs, btrfs or tmpfs (6.3)' % (_kernel.release(), fstype))
 
 
 def kernel_message(err, src=None, fstype=None, where=None):
@@ -76,6 +97,11 @@ def kernel_message(err, src=None, fstype=None, where=None):
         return ('filesystem %s of %s (mounted at %s) does not support idmapped mounts%s'
                 % (fstype or 'unknown', src, where or '?', need))
     return str(err)
+
+
+def _flags(readonly, nosuid):
+    return ((_kernel.MOUNT_ATTR_RDONLY if readonly else 0)
+            | (_kernel.MOUNT_ATTR_NOSUID | _kernel.MOUNT_ATTR_NODEV if nosuid else 0))
 
 
 def find_mount_idmapped(path=None):
@@ -168,6 +194,7 @@ class Thunks(object):
             'same_src': same_src,
             'idmap': idmap,
             'readonly': entry.readonly,
+            'nosuid': entry.nosuid,
             'mount_id': mnt_id if unique else entry.mount_id,
             'fstype': entry.fstype,
             'record': record,
@@ -207,7 +234,7 @@ class Thunks(object):
                 break
         return removed
 
-    def _detached(self, src_fd, idmap, readonly, src, under):
+    def _detached(self, src_fd, idmap, readonly, src, under, nosuid=False):
         """A detached idmapped clone of the directory behind src_fd (on the mount under)."""
         if under is not None and under.fstype == 'tmpfs' and not _kernel.at_least(6, 3):
             # Said before the kernel refuses it (EINVAL tells nothing), with what it needs.
@@ -215,7 +242,7 @@ class Thunks(object):
                              'them from Linux 6.3, and this host runs %s' % (src, under.mount_point, _kernel.release()))
         fd = _kernel.open_tree('', dirfd=src_fd)
         try:
-            flags = _kernel.MOUNT_ATTR_IDMAP | (_kernel.MOUNT_ATTR_RDONLY if readonly else 0)
+            flags = _kernel.MOUNT_ATTR_IDMAP | _flags(readonly, nosuid)
             _kernel.mount_setattr(fd, flags, self.userns.fd(idmap), what=src)
         except _kernel.KernelError as e:
             os.close(fd)
@@ -229,7 +256,7 @@ class Thunks(object):
     def _attach_native(self, fd, path):
         _kernel.move_mount(fd, path)
 
-    def _attach_mount_idmapped(self, src, path, idmap, readonly):
+    def _attach_mount_idmapped(self, src, path, idmap, readonly, nosuid=False):
         cmd = [self.mount_idmapped]
         for entry in idmap.entries():
             cmd += ['--map-mount', entry]
@@ -237,15 +264,15 @@ class Thunks(object):
         rc, out, err = self.run_command(cmd)
         if rc != 0:
             raise ThunkError('%s failed (rc=%d): %s' % (' '.join(cmd), rc, (err or out).strip()))
-        if readonly:
+        if readonly or nosuid:
             fd = _kernel.open_tree(path, flags=_kernel.OPEN_TREE_CLOEXEC)
             try:
-                _kernel.mount_setattr(fd, _kernel.MOUNT_ATTR_RDONLY, what=path)
+                _kernel.mount_setattr(fd, _flags(readonly, nosuid), what=path)
             finally:
                 os.close(fd)
 
-    def present(self, path, src, idmap, readonly=False, create_path=True, src_fd=None):
-        """Ensure an idmapped bind mount of src at path.
+    def present(self, path, src, idmap, readonly=False, create_path=True, src_fd=None, nosuid=False):
+        """Ensure an idmapped bind mount of src at path (with nosuid: also nosuid and nodev).
 
         path must be canonical (no symlinks); src is opened here unless the
         caller passes src_fd, an O_PATH fd it resolved safely itself.
@@ -262,16 +289,18 @@ class Thunks(object):
                     raise ThunkError('src %s is not a directory' % src)
                 raise ThunkError('src %s cannot be opened: %s' % (src, e.strerror))
         try:
-            return self._present(path, src, idmap, readonly, create_path, src_fd)
+            return self._present(path, src, idmap, readonly, create_path, src_fd, nosuid)
         finally:
             if own_fd:
                 os.close(src_fd)
 
-    def _present(self, path, src, idmap, readonly, create_path, src_fd):
+    def _present(self, path, src, idmap, readonly, create_path, src_fd, nosuid):
         src_stat = os.fstat(src_fd)
         if not stat.S_ISDIR(src_stat.st_mode):
             raise ThunkError('src %s is not a directory' % src)
         want = {'mounted': True, 'src': src, 'idmap': idmap.entries(), 'readonly': bool(readonly)}
+        if nosuid:
+            want['nosuid'] = True
         cur = self.current(path, src_stat)
         if cur is not None and not cur['managed']:
             raise ThunkError('path %s is already a mount point of something else (%s); refusing to cover it'
@@ -302,7 +331,7 @@ class Thunks(object):
         old_fd = None
         try:
             if self.backend == 'native':
-                new_fd = self._detached(src_fd, idmap, readonly, src, under)
+                new_fd = self._detached(src_fd, idmap, readonly, src, under, nosuid)
             if cur is not None:
                 # Keep a clone of the old mount to put back if attaching fails.
                 old_fd = _kernel.open_tree(path)
@@ -313,7 +342,8 @@ class Thunks(object):
                     self._attach_native(new_fd, path)
                 else:
                     # The program is another process: it reaches our fd through our pid.
-                    self._attach_mount_idmapped('/proc/%d/fd/%d' % (os.getpid(), src_fd), path, idmap, readonly)
+                    self._attach_mount_idmapped('/proc/%d/fd/%d' % (os.getpid(), src_fd), path, idmap, readonly,
+                                                nosuid)
             except BaseException:
                 if old_fd is not None:
                     _kernel.move_mount(old_fd, path)
@@ -333,24 +363,28 @@ class Thunks(object):
         mnt_id, dummy, unique = _kernel.statx_mount(path)
         self.state.save({'path': path, 'src': src, 'idmap': idmap.to_dict(), 'readonly': bool(readonly),
                          'mount_id': mnt_id, 'created': created})
-        self._note_mount(path, real, under, src_stat, readonly, mnt_id)
+        self._note_mount(path, real, under, src_stat, readonly, mnt_id, nosuid)
         return True, before, after
 
-    def _note_mount(self, path, real, under, src_stat, readonly, mnt_id):
+    def _note_mount(self, path, real, under, src_stat, readonly, mnt_id, nosuid=False):
         """Add the mount just made to the table, as mountinfo would show it (no re-read)."""
         root = real
         if under is not None:
             rel = os.path.relpath(real, under.mount_point)
             root = os.path.normpath(os.path.join(under.root, rel)) if rel != '.' else under.root
         dev = under.dev if under is not None else (os.major(src_stat.st_dev), os.minor(src_stat.st_dev))
-        self.mounts.add(MountEntry(mnt_id, -1, dev, root, path, ('ro' if readonly else 'rw', 'idmapped'), (),
+        options = ('ro' if readonly else 'rw', 'idmapped') + (('nosuid', 'nodev') if nosuid else ())
+        self.mounts.add(MountEntry(mnt_id, -1, dev, root, path, options, (),
                                    under.fstype if under else '', '', ()))
 
     @staticmethod
     def _public(cur, src):
         if cur is None:
             return {'mounted': False}
-        return {'mounted': True, 'src': src or cur['src'], 'idmap': cur['idmap'], 'readonly': cur['readonly']}
+        out = {'mounted': True, 'src': src or cur['src'], 'idmap': cur['idmap'], 'readonly': cur['readonly']}
+        if cur.get('nosuid'):
+            out['nosuid'] = True
+        return out
 
     def absent(self, path):
         """Ensure nothing of ours is mounted at path; rmdir what we created.

@@ -93,8 +93,9 @@ options:
     type: list
     elements: dict
     suboptions:
-      container: {description: See O(container)., type: str, required: true, aliases: [name]}
-      dest: {description: See O(dest)., type: str, required: true}
+      container: {description: "See O(container). Required unless O(shares[].members) is given.", type: str,
+                  aliases: [name]}
+      dest: {description: "See O(dest). Required unless every member has a C(dest).", type: str}
       src: {description: See O(src)., type: path}
       user: {description: See O(user)., type: str}
       group: {description: See O(group)., type: str}
@@ -106,6 +107,10 @@ options:
       live: {description: See O(live)., type: bool, default: true}
       allow_root: {description: See O(allow_root)., type: bool, default: false}
       nonempty_dest: {description: See O(nonempty_dest)., type: str, choices: [warn, refuse], default: warn}
+      allow_setuid: {description: See O(allow_setuid)., type: bool, default: false}
+      members: {description: See O(members)., type: list, elements: dict}
+      disk_gid: {description: See O(disk_gid)., type: int}
+      setup_src: {description: See O(setup_src)., type: bool, default: true}
   owner:
     description:
       - Who the sharetab lines of this task belong to, written as C(managed=OWNER). The role C(lxcex.share.lxcex_share)
@@ -169,6 +174,47 @@ options:
         belongs to the root of the container whose root filesystem holds it.
     type: bool
     default: false
+  allow_setuid:
+    description:
+      - Honour set-uid and set-gid bits on the live mount. By default every share is mounted C(nosuid) and C(nodev),
+        so that a set-uid file one user leaves in a share never runs with the rights of another user who sees it as
+        their own.
+      - B(Dangerous):\ with V(true), a file that a user of one container makes set-uid runs, in every other container
+        of the share, as the user who sees it as theirs.
+    type: bool
+    default: false
+  members:
+    description:
+      - A team share instead of O(container) and O(user):\ one O(src) that every member works in, with each file
+        keeping its author. Each member is a dict with C(container), C(user) (a name or uid of that container),
+        C(disk_uid) (the uid on disk that stands for the member) and C(dest) (where the member sees it; O(dest) by
+        default).
+      - In each container, the mount maps the disk uid of each of its members to that member, the disk uid of a
+        member of another container to the user of the same name there (so C(ls -l) shows who wrote what; without
+        such a user, to an id outside the container, shown as nobody), O(disk_gid) to the team's group O(group)
+        (where the container has no such group, the one primary group of its members), and each member's own
+        primary group to a disk gid numbered like the member's disk uid, so that creating files works whatever the
+        member's current group is. Members of the same name are the same person and need the same C(disk_uid).
+      - Without C(disk_uid), a member gets the disk uid recorded for that user name in any team share of the host,
+        else the lowest free one from 2000000000.
+      - One sharetab line per container and dest keeps the whole team, so the start hook restores it.
+      - Limits fail before anything changes:\ 340 ids per mount, two members that would be one user of a container,
+        a member's disk uid inside the id range of a container that has no user of that name.
+    type: list
+    elements: dict
+  disk_gid:
+    description:
+      - With O(members), the team's group on disk (default:\ the group of O(src)). Group 0 is refused unless
+        O(allow_root).
+    type: int
+  setup_src:
+    description:
+      - With O(members), make O(src) itself the team's directory:\ group O(disk_gid), set-gid and group-writable,
+        with a default ACL that gives the group C(rwx) (where the filesystem has ACLs; otherwise the members need
+        C(umask 002)). New files and directories then belong to the team's group and every member can edit them.
+        Nothing below O(src) is changed.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -271,6 +317,15 @@ idmap:
   type: list
   elements: str
   sample: [u:1000:401000:1, g:100:400100:1]
+preflight:
+  description:
+    - With O(state=present), what the pre-flight found:\ the source's filesystem takes idmapped mounts (it is probed
+      with a detached idmapped clone, once per filesystem and run, also in check mode). A filesystem without them
+      fails the share before anything changes, with a message naming the filesystem type, the path and what the
+      kernel needs.
+  returned: without O(shares)
+  type: str
+  sample: idmapped mounts work on /srv/share (ext4, mounted at /)
 running:
   description: Whether the container was running.
   returned: without O(shares)
@@ -282,12 +337,15 @@ before:
   type: dict
   sample: {sharetab: null, live: {mounted: false}}
 after:
-  description: The sharetab line and the live mount after the task (what they would be, in check mode).
+  description:
+    - The sharetab line and the live mount after the task (what they would be, in check mode).
+    - For a team share whose source directory the task set up (O(setup_src)), also C(src):\ its group, mode and
+      default ACL (C(before) has them as they were).
   returned: without O(shares)
   type: dict
   sample:
     sharetab: /srv/common bob /home/bob/common managed
-    live: {mounted: true, src: /srv/common, idmap: [u:1000:401000:1, g:100:400100:1], readonly: false}
+    live: {mounted: true, src: /srv/common, idmap: [u:1000:401000:1, g:100:400100:1], readonly: false, nosuid: true}
 revoked:
   description:
     - With O(state=absent), the mount points inside the container whose mounts of the share were taken away (the
@@ -366,14 +424,39 @@ SHARE_SPEC = dict(
     live=dict(type='bool', default=True),
     allow_root=dict(type='bool', default=False),
     nonempty_dest=dict(type='str', choices=['warn', 'refuse'], default='warn'),
+    allow_setuid=dict(type='bool', default=False),
+    members=dict(type='list', elements='dict'),
+    disk_gid=dict(type='int'),
+    setup_src=dict(type='bool', default=True),
 )
 
 
 def _element_spec():
-    spec = dict((k, dict(v)) for k, v in SHARE_SPEC.items())
-    spec['container']['required'] = True
-    spec['dest']['required'] = True
-    return spec
+    return dict((k, dict(v)) for k, v in SHARE_SPEC.items())
+
+
+def _check_request(r):
+    """What is missing or conflicting in one share (team or not); None when it is complete."""
+    if r.get('members') is not None:
+        given = [k for k in ('container', 'user', 'src_uid', 'src_gid') if r.get(k) not in (None, '')]
+        if given:
+            return 'members cannot be combined with %s' % ', '.join(given)
+        if r.get('state', 'present') == 'present' and r.get('src') in (None, ''):
+            return 'state is present but src is missing'
+        return None
+    missing = [k for k in ('container', 'dest') if r.get(k) in (None, '')]
+    if r.get('state', 'present') == 'present':
+        missing += [k for k in ('src', 'user') if r.get(k) in (None, '')]
+    if missing:
+        return 'missing %s' % ', '.join(missing)
+    return None
+
+
+def _containers(request):
+    """The containers a request names: its container, or those of its members."""
+    if request.get('members') is not None:
+        return [m.get('container') for m in request['members'] if isinstance(m, dict) and m.get('container')]
+    return [request['container']]
 
 
 def _hooks(module, requests):
@@ -387,8 +470,8 @@ def _hooks(module, requests):
     hp = dict(checked.validated_parameters)
     containers = []
     for r in requests:
-        if r.get('state', 'present') == 'present' and r['container'] not in containers:
-            containers.append(r['container'])
+        if r.get('state', 'present') == 'present':
+            containers.extend(c for c in _containers(r) if c not in containers)
     hp.update(dict((k, p[k]) for k in HOOKS_SHARED if k != 'containers'),
               containers=containers if hp['state'] == 'present' else None)
     return hp
@@ -407,8 +490,7 @@ def _run_hooks(module, hp, result, engine):
 def main():
     argument_spec = dict(SHARE_SPEC)
     argument_spec.update(
-        shares=dict(type='list', elements='dict', options=_element_spec(),
-                    required_if=[('state', 'present', ('src', 'user'))]),
+        shares=dict(type='list', elements='dict', options=_element_spec()),
         exclusive=dict(type='str', choices=['none', 'listed', 'all'], default='none'),
         owner=dict(type='str', default='task'),
         backend=dict(type='str', choices=['native', 'mount-idmapped'], default='native'),
@@ -420,8 +502,8 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        mutually_exclusive=[('shares', k) for k in ('container', 'dest', 'src', 'user', 'group')],
-        required_one_of=[('shares', 'container')],
+        mutually_exclusive=[('shares', k) for k in ('container', 'dest', 'src', 'user', 'group', 'members')],
+        required_one_of=[('shares', 'container', 'members')],
         required_by={'container': 'dest'},
         supports_check_mode=True,
     )
@@ -431,15 +513,26 @@ def main():
     if lacking:
         module.fail_json(msg=lacking)
     p = module.params
-    batch = p['shares'] is not None
-    missing = [k for k in ('src', 'user') if not batch and p['state'] == 'present' and p[k] in (None, '')]
-    if missing:
-        module.fail_json(msg='state is present but all of the following are missing: %s' % ', '.join(missing))
-    if not batch and p['exclusive'] != 'none':
+    # A team share given at the top is a batch of one: it makes one share per container and dest.
+    batch = p['shares'] is not None or p['members'] is not None
+    if p['shares'] is None:
+        missing = [k for k in ('src', 'user') if p['members'] is None and p['state'] == 'present'
+                   and p[k] in (None, '')]
+        if missing:
+            module.fail_json(msg='state is present but all of the following are missing: %s' % ', '.join(missing))
+        problem_text = _check_request(p) if p['members'] is not None else None
+        if problem_text:
+            module.fail_json(msg=problem_text)
+    else:
+        for i, r in enumerate(p['shares']):
+            problem_text = _check_request(r)
+            if problem_text:
+                module.fail_json(msg='shares[%d] (dest %s): %s' % (i, r.get('dest'), problem_text))
+    if p['shares'] is None and p['exclusive'] != 'none':
         module.fail_json(msg='exclusive=%s needs shares' % p['exclusive'])
     if not re.match(r'^[a-z0-9_-]{1,32}$', p['owner']):
         module.fail_json(msg='owner %r is not a word of 1 to 32 lowercase letters, digits, - or _' % p['owner'])
-    requests = [dict(r, owner=p['owner']) for r in p['shares']] if batch else \
+    requests = [dict(r, owner=p['owner']) for r in p['shares']] if p['shares'] is not None else \
         [dict((k, p.get(k)) for k in SHARE_KEYS if k != 'owner')]
     for r in requests:
         r['owner'] = p['owner']
@@ -457,7 +550,7 @@ def main():
             hooks = _run_hooks(module, hp, {}, engine)
         prune = None
         if p['exclusive'] == 'listed':
-            prune = sorted(set(r['container'] for r in requests))
+            prune = sorted(set(c for r in requests for c in _containers(r)))
         elif p['exclusive'] == 'all':
             prune = containers_with_sharetab(engine.lxcpath)
         started = time.monotonic()

@@ -130,6 +130,16 @@ shares:
       type: list
       elements: str
       sample: ["u:7000:201000:1", "g:7000:200100:1"]
+    setuid:
+      description: Whether the share honours set-uid bits (its O(lxcex.share.lxc_share#module:allow_setuid)); shares
+        are C(nosuid) and C(nodev) otherwise.
+      type: bool
+      sample: false
+    members:
+      description: For a team share, every member (C(container), C(user), C(disk_uid)); null for other shares.
+      type: list
+      elements: dict
+      sample: [{container: ct-a, user: alice, disk_uid: 5001}, {container: ct-b, user: bob, disk_uid: 5002}]
 summary:
   description: How many entries are in each state.
   returned: always

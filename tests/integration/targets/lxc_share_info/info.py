@@ -325,15 +325,7 @@ def batch_diff():
 
 
 def teardown():
-    removals = []
-    for path in glob.glob(LAB.lxcpath + '/*/sharetab'):
-        name = path.split('/')[-2]
-        with open(path) as f:
-            for line in f:
-                if line.strip() and not line.startswith('#'):
-                    removals.append(dict(container=name, dest=line.split()[2], state='absent'))
-    if removals:
-        LAB.share(shares=removals)
+    LAB.remove_all_shares()
     LAB.hooks([LAB.name(k) for k in 'abc'], state='absent', install=True, **INST)
 
 

@@ -72,10 +72,7 @@ def role_idempotent():
 
 @scenario('restarts: the hook (as on 6.1) brings every share back, and the role has nothing to do after')
 def restarts():
-    for key in ('a', 'b'):
-        LAB.stop(key)
-        rc, dummy, out = LAB.start(key)
-        expect(rc == 0, 'start %s' % key, out)
+    LAB.restart('a', 'b')
     with open(LAB.log) as f:
         expect('behaving as Linux %s would' % AS in f.read(), 'the hook ran with the older kernel\'s paths')
     rc, out = LAB.attach('a', 'cat /home/alice/common/c.txt', uid=1000)

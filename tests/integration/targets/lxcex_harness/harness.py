@@ -246,6 +246,13 @@ class Lab(object):
                 return
             time.sleep(0.1)
 
+    def restart(self, *keys):
+        """Stop and start each container; fail when one does not start."""
+        for key in keys:
+            self.stop(key)
+            rc, dummy, out = self.start(key)
+            expect(rc == 0, 'start %s' % key, out)
+
     def host_thunks(self, key=None):
         prefix = self.thunks + '/' + (self.name(key) + '/' if key else '')
         with open('/proc/self/mountinfo') as f:
@@ -293,6 +300,18 @@ class Lab(object):
         for key in started:
             rc, dummy, out = self.start(key)
             expect(rc == 0, 'start %s' % key, out)
+
+    def remove_all_shares(self):
+        """Remove every share of every sharetab of the lab (teardown), in one run of lxc_share."""
+        removals = []
+        for path in glob.glob(self.lxcpath + '/*/sharetab'):
+            name = path.split('/')[-2]
+            with open(path) as f:
+                for line in f:
+                    if line.strip() and not line.startswith('#'):
+                        removals.append(dict(container=name, dest=line.split()[2], state='absent'))
+        if removals:
+            self.share(shares=removals)
 
     def checksums(self, roots):
         """sha256 of every file below roots."""
