@@ -21,6 +21,7 @@ from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
 from ansible_collections.lxcex.share.plugins.module_utils import _team
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._share import SHARETAB
+from ansible_collections.lxcex.share.plugins.module_utils._sharetab import DirLock
 
 SHARE_KEYS = ('src', 'container', 'user', 'group', 'dest', 'state', 'readonly', 'src_uid', 'src_gid', 'persist',
               'live', 'allow_root', 'owner', 'nonempty_dest', 'allow_setuid', 'members', 'disk_gid', 'setup_src')
@@ -66,6 +67,21 @@ def converge(engine, requests, prune=None, owner=_sharetab.DEFAULT_OWNER):
     not running are released first (engine.released says which).
     """
     engine.released = engine.release_stale()
+    requests = list(requests)
+    if not engine.check_mode and any(_allocates(r) for r in requests) and os.path.isdir(engine.lxcpath):
+        # Disk uids are allocated from what all sharetabs record: one allocating run at a time per lxcpath,
+        # from reading the records to writing its own.
+        with DirLock(engine.lxcpath):
+            return _converge(engine, requests, prune, owner)
+    return _converge(engine, requests, prune, owner)
+
+
+def _allocates(request):
+    members = request.get('members')
+    return isinstance(members, list) and any(isinstance(m, dict) and m.get('disk_uid') is None for m in members)
+
+
+def _converge(engine, requests, prune, owner):
     requests, failed = expand_teams(engine, requests)
     seen = {}
     for req in requests:

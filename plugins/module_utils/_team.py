@@ -198,6 +198,16 @@ def expand(request, recorded):
     return out
 
 
+def _name_of(engine, member):
+    """The member's user name: a uid given as a number is named by the member's own container when it can be read."""
+    if not member.user.isdigit():
+        return member.user
+    try:
+        return engine.accounts(engine.container(member.container)).user(member.user)[2]
+    except ShareError:
+        return member.user
+
+
 def _inside(ranges, value):
     return any(r.host <= value < r.host + r.count for r in ranges)
 
@@ -248,7 +258,7 @@ def idmap_for(engine, container, members, disk_gid, group, owner_uid, dest):
         if m.container == container.name:
             cuid = own[m.user][0]
         else:
-            cuid = accounts.users.get(m.user, (None, None))[0]
+            cuid = accounts.users.get(_name_of(engine, m), (None, None))[0]
         if cuid == 0:
             raise ShareError('member %s would be root of container %s; team members must be unprivileged users'
                              % (m.label(), container.name))

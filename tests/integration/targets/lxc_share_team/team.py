@@ -21,6 +21,7 @@ import os
 import shlex
 import stat
 import sys
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lxcex_harness'))
 from harness import Lab, expect, scenario, sh  # noqa: E402  pylint: disable=wrong-import-position
@@ -261,6 +262,37 @@ def limits():
     expect(host_state() == before, 'nothing changed by the refused team shares', before, host_state())
 
 
+@scenario('two runs at once allocate disk uids: one name one id, different names different ids, sharetabs whole')
+def concurrent():
+    sh('mkdir -p %s/srv/team-p %s/srv/team-q' % (WORK, WORK))
+    p = dict(src=WORK + '/srv/team-p', dest='/home/team-p', disk_gid=5200, group='devs',
+             members=[{'container': LAB.name('a'), 'user': 'alice'}, {'container': LAB.name('b'), 'user': 'bob'}])
+    q = dict(src=WORK + '/srv/team-q', dest='/home/team-q', disk_gid=5300, group='devs',
+             members=[{'container': LAB.name('a'), 'user': 'carol'}, {'container': LAB.name('b'), 'user': 'alice'}])
+    out = {}
+    threads = [threading.Thread(target=lambda k=k, v=v: out.__setitem__(k, LAB.share(**v))) for k, v in
+               (('p', p), ('q', q))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expect(not out['p'].get('failed') and not out['q'].get('failed'), 'both runs', out['p'].get('msg'),
+           out['q'].get('msg'))
+    ids = {}
+    for key in ('a', 'b'):
+        with open('%s/%s/sharetab' % (LAB.lxcpath, LAB.name(key))) as f:
+            lines = [l.split() for l in f if l.strip()]
+        expect(len(lines) == 2, 'two whole lines in the sharetab of %s' % key, lines)
+        for line in lines:
+            for m in dict(o.split('=', 1) for o in line[3].split(',') if '=' in o)['members'].split(';'):
+                c, user, disk = m.split('/')
+                expect(ids.setdefault(user, disk) == disk, 'one id for %s' % user, ids, m)
+    expect(sorted(ids) == ['alice', 'bob', 'carol'] and len(set(ids.values())) == 3, 'three people, three ids', ids)
+    for v in (p, q):
+        r = LAB.share(state='absent', **v)
+        expect(not r.get('failed') and r.get('changed'), 'removal', r.get('msg'))
+
+
 @scenario('team share from the inventory through the role; allocated disk uids; lxc_share_info shows it')
 def role():
     inv = {'src': WORK + '/srv/team-r', 'dest': '/home/team-r', 'group': 'devs', 'disk_gid': 5100,
@@ -324,7 +356,7 @@ def teardown():
     LAB.remove_all_shares()
 
 
-SCENARIOS = [converge, create, authorship, edit, restarts, setuid, preflight, limits, removal, role]
+SCENARIOS = [converge, create, authorship, edit, restarts, setuid, preflight, limits, removal, concurrent, role]
 
 if __name__ == '__main__':
     sys.exit(LAB.run(setup, SCENARIOS, roots, teardown=teardown, wanted=sys.argv[1:]))

@@ -27,6 +27,9 @@ class FakeEngine(object):
     def accounts(self, container):
         return self._accounts[container.name]
 
+    def container(self, name):
+        return {'ct-a': CT_A, 'ct-b': CT_B}[name]
+
 
 def container(name, base):
     return Container(name, '/nonexistent', [('lxc.idmap', 'u 0 %d 65536' % base), ('lxc.idmap', 'g 0 %d 65536' % base)])
@@ -100,6 +103,13 @@ def test_idmap_of_each_container():
     assert idmap.entries() == ['u:0:65534:1', 'u:5001:5001:1', 'u:5002:201000:1', 'u:5003:5003:1',
                                'g:5000:200100:1']
     assert owner == (1000, 100)
+
+
+def test_a_member_given_by_uid_is_named_by_their_own_container():
+    # uid 1000 of ct-b is bob, who is uid 1002 in ct-a.
+    idmap, dummy = _team.idmap_for(ENGINE, CT_A, members(('ct-a', 'alice', 5001), ('ct-b', '1000', 5002)), 5000,
+                                   'devs', 5001, '/team')
+    assert 'u:5002:101002:1' in idmap.entries()
 
 
 def test_idmap_refusals_name_the_member_and_the_reason():
