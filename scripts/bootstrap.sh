@@ -35,6 +35,21 @@ if [ ! -x "$LXCEX_OPENSSH/usr/sbin/sshd" ] || [ ! -x "$LXCEX_OPENSSH/usr/lib/ope
 fi
 export LXCEX_OPENSSH
 
+# The team test's FUSE source (a FUSE filesystem without idmap support): bindfs and the libfuse2 it
+# links, unpacked into the venv the same way; it runs only as the test's own mount.
+LXCEX_BINDFS="$LXCEX_VENV/bindfs"
+if [ ! -x "$LXCEX_BINDFS/usr/bin/bindfs" ] || [ ! -e "$LXCEX_BINDFS/lib/x86_64-linux-gnu/libfuse.so.2" ]; then
+  echo "bootstrap: unpacking bindfs into $LXCEX_BINDFS"
+  debs=$(mktemp -d)
+  chmod 755 "$debs"
+  (cd "$debs" && { apt-get download -q bindfs libfuse2 >/dev/null 2>&1 \
+     || { apt-get update -q >/dev/null && apt-get download -q bindfs libfuse2 >/dev/null; }; })
+  mkdir -p "$LXCEX_BINDFS"
+  for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$LXCEX_BINDFS"; done
+  rm -rf "$debs"
+fi
+export LXCEX_BINDFS
+
 # Unprivileged containers started by root take their ids from root's ranges.
 for f in /etc/subuid /etc/subgid; do
   grep -q '^root:' "$f" 2>/dev/null || echo 'root:100000:1000000000' >> "$f"

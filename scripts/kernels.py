@@ -248,7 +248,7 @@ def main():
     p.add_argument('collection')
     p.add_argument('--kernels', default='bookworm,trixie')
     p.add_argument('--targets', default='idmapped_thunk,lxc_share,lxcex_share_role')
-    p.add_argument('--timeout', type=int, default=1800, help='seconds per guest')
+    p.add_argument('--timeout', type=int, default=2400, help='seconds per guest')
     args = p.parse_args()
     os.makedirs(CACHE, exist_ok=True)
     os.chmod(CACHE, 0o755)

@@ -138,6 +138,7 @@ for step in "${steps[@]}"; do
       [ -z "${LXCEX_SHARED:-}" ] || echo "$LXCEX_SHARED" > "$coll/tests/integration/targets/lxc_share_day2/shared-path"
       # ... and where bootstrap.sh unpacked sshd for the fleet test.
       echo "$LXCEX_OPENSSH" > "$coll/tests/integration/targets/lxcex_fleet/openssh-path"
+      echo "$LXCEX_BINDFS" > "$coll/tests/integration/targets/lxc_share_team/bindfs-path"
       run integration bash -c "cd '$coll' && ${at[*]} integration --local --python $pyver --color no --allow-destructive ${LXCEX_TARGETS:-}" ;;
     molecule) run molecule bash -c "cd '$LXCEX_ROOT' && molecule test" ;;
     demo) run demo bash -c "cd '$LXCEX_ROOT' && bash scripts/demo.sh -e demo_cleanup=true" ;;

@@ -74,6 +74,23 @@ def setup():
        % (RAMFS, RAMFS, RAMFS, RAMFS))
 
 
+def bindfs():
+    """The bindfs unpacked by bootstrap.sh: $LXCEX_BINDFS, the bindfs-path file beside the test, or the venv's."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [os.environ.get('LXCEX_BINDFS', '')]
+    try:
+        with open(os.path.join(here, 'bindfs-path')) as f:
+            candidates.append(f.read().strip())
+    except IOError:
+        pass
+    candidates.append(os.path.join(os.path.dirname(os.path.dirname(sys.executable)), 'bindfs'))
+    for c in candidates:
+        if c and os.access(os.path.join(c, 'usr/bin/bindfs'), os.X_OK):
+            return c
+    raise AssertionError('no bindfs: run scripts/bootstrap.sh, which unpacks bindfs into .venv/bindfs (looked in %s)'
+                         % [c for c in candidates if c])
+
+
 def roots():
     return [WORK + '/srv/plain']
 
@@ -234,6 +251,26 @@ def preflight():
     expect('ram' not in out, 'no directory made in the container', out)
 
 
+@scenario('pre-flight: a FUSE source (bindfs, no idmap support) fails before anything changes, in check mode too')
+def preflight_fuse():
+    where = bindfs()
+    sh('mkdir -p %s/fuse-lower/src %s/fuse && chown 7000:7000 %s/fuse-lower/src' % (WORK, WORK, WORK))
+    sh('LD_LIBRARY_PATH=%s/lib/x86_64-linux-gnu %s/usr/bin/bindfs %s/fuse-lower %s/fuse'
+       % (where, where, WORK, WORK))
+    try:
+        before = host_state()
+        for check in (True, False):
+            r = LAB.share(check_mode=check, **team(src=WORK + '/fuse/src', dest='/home/team-fuse'))
+            msg = str(r.get('msg')) + str([x.get('msg') for x in r.get('results', [])])
+            expect(r.get('failed') and 'pre-flight: filesystem fuse of %s/fuse/src' % WORK in msg and 'FUSE' in msg,
+                   'the FUSE source refused (check_mode=%s) naming type, path and kernel' % check, msg)
+        expect(host_state() == before, 'nothing changed', before, host_state())
+        rc, out = LAB.attach('a', 'ls -d /home/team-fuse', check=False)
+        expect(rc != 0, 'no directory made in the container', out)
+    finally:
+        sh('umount %s/fuse' % WORK, check=False)
+
+
 @scenario('limits fail before any change: same disk uid twice, a disk uid inside a range, a wrong group')
 def limits():
     before = host_state()
@@ -356,7 +393,7 @@ def teardown():
     LAB.remove_all_shares()
 
 
-SCENARIOS = [converge, create, authorship, edit, restarts, setuid, preflight, limits, removal, concurrent, role]
+SCENARIOS = [converge, create, authorship, edit, restarts, setuid, preflight, preflight_fuse, limits, removal, concurrent, role]
 
 if __name__ == '__main__':
     sys.exit(LAB.run(setup, SCENARIOS, roots, teardown=teardown, wanted=sys.argv[1:]))

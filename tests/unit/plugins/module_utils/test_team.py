@@ -144,3 +144,9 @@ def test_default_acl_gives_the_group_rwx():
     assert _team.wanted_acl(kept, 0o700) == [(0x01, 6, 0xffffffff), (0x02, 4, 1234), (0x04, 7, 0xffffffff),
                                              (0x10, 7, 0xffffffff), (0x20, 0, 0xffffffff)]
     assert _team._parse_acl(_team._format_acl(kept)) == sorted(kept)
+
+
+def test_more_ids_than_the_kernel_takes_fail_before_any_change():
+    many = members(*[('ct-b', 'bob', 5002)] + [('ct-x%d' % i, 'u%d' % i, 6000 + i) for i in range(340)])
+    with pytest.raises(ShareError, match='needs 341 uid extents; the kernel allows at most 340'):
+        _team.idmap_for(ENGINE, CT_B, many, 5000, None, 5002, '/team')
