@@ -347,9 +347,13 @@ class Engine(object):
                 self._probed[key] = e
         fstype = under.fstype if under is not None else 'unknown'
         where = under.mount_point if under is not None else '?'
-        if self._probed[key] is not None:
+        failure = self._probed[key]
+        if failure is not None and 'does not support idmapped mounts' in str(failure):
             raise ShareError('pre-flight: filesystem %s of %s (mounted at %s) does not support idmapped mounts: %s'
                              % (fstype, share.src, where, kernel_support(fstype)))
+        if failure is not None:
+            raise ShareError('pre-flight: an idmapped mount of %s (%s, mounted at %s) failed: %s'
+                             % (share.src, fstype, where, failure))
         share.preflight = 'idmapped mounts work on %s (%s, mounted at %s)' % (share.src, fstype, where)
 
     def thunk_path(self, container, dest):
@@ -366,7 +370,7 @@ class Engine(object):
         stops during the pass fails all of its shares.
         """
         results = dict((id(s), self._result(s)) for s in shares)
-        self._setup_team_srcs(shares, results)
+        changed_srcs = self._setup_team_srcs(shares, results)
         by_container = {}
         for share in shares:
             by_container.setdefault(share.container.name, []).append(share)
@@ -382,13 +386,22 @@ class Engine(object):
             else:
                 with DirLock(container.directory):
                     self._apply_container(container, group, results)
+        for fd, saved, group in changed_srcs:
+            # Nothing half done: a source set up for a team share none of whose parts could be applied is
+            # put back as it was.
+            if all(results[id(s)].get('failed') for s in group):
+                _team.restore_src(fd, saved)
         if not self.check_mode:
             self.state.flush()
         return [results[id(s)] for s in shares]
 
     def _setup_team_srcs(self, shares, results):
-        """Make each team share's source directory the team's (once per source); a failure fails its shares."""
+        """Make each team share's source directory the team's (once per source); a failure fails its shares.
+
+        Returns [(src fd, what setup_src saved, the shares of that source)] for the sources it changed.
+        """
         done = {}
+        changed_srcs = {}
         for share in shares:
             if not share.team or share.state != 'present' or not share.setup_src:
                 continue
@@ -397,8 +410,8 @@ class Engine(object):
             key = (st.st_dev, st.st_ino)
             if key not in done:
                 try:
-                    changed, before, after, warning = _team.setup_src(share.src_fd, share.src, share.src_gid,
-                                                                      self.check_mode)
+                    changed, before, after, warning, saved = _team.setup_src(share.src_fd, share.src, share.src_gid,
+                                                                             self.check_mode)
                 except ShareError as e:
                     done[key] = e
                 else:
@@ -406,10 +419,15 @@ class Engine(object):
                     res['before']['src'], res['after']['src'] = before, after
                     if changed:
                         res['changed'] = True
+                    if saved is not None:
+                        changed_srcs[key] = (share.src_fd, saved, [])
                     if warning:
                         res.setdefault('warnings', []).append(warning)
+            if key in changed_srcs:
+                changed_srcs[key][2].append(share)
             if done[key] is not None:
                 _fail(res, str(done[key]))
+        return list(changed_srcs.values())
 
     def _apply_container(self, container, group, results):
         try:

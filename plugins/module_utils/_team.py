@@ -333,11 +333,11 @@ def _acl_text(entries):
 
 
 def src_state(path):
-    """stat, default ACL (None when there is none) and whether the filesystem has ACLs, of the source
-    directory (path: a /proc/self/fd link)."""
+    """stat, default ACL as bytes (None when there is none) and whether the filesystem has ACLs, of the
+    source directory (path: a /proc/self/fd link)."""
     st = os.stat(path)
     try:
-        return st, _parse_acl(os.getxattr(path, ACL_XATTR)), True
+        return st, os.getxattr(path, ACL_XATTR), True
     except OSError as e:
         return st, None, e.errno not in (errno.EOPNOTSUPP, errno.ENOTSUP)
 
@@ -358,10 +358,12 @@ def setup_src(src_fd, src, disk_gid, check_mode):
     """Make the source directory the team's: group disk_gid, set-gid, group rwx, default ACL group rwx.
 
     Only the directory itself changes, never anything below it.  Returns
-    (changed, before, after, warning).
+    (changed, before, after, warning, saved): saved is what restore_src puts back.
+    A failure puts back what it changed and raises ShareError.
     """
     path = '/proc/self/fd/%d' % src_fd
-    st, acl, has_acls = src_state(path)
+    st, raw, has_acls = src_state(path)
+    acl = _parse_acl(raw)
     mode = stat.S_IMODE(st.st_mode)
     want_mode = mode | stat.S_ISGID | 0o070
     want_acl = wanted_acl(acl, mode) if has_acls else None
@@ -371,10 +373,11 @@ def setup_src(src_fd, src, disk_gid, check_mode):
     if not has_acls:
         warning = ('the filesystem of %s has no POSIX ACLs: new files are group-writable only when the members\' '
                    'umask allows it (umask 002)' % src)
+    saved = (st.st_gid, stat.S_IMODE(st.st_mode), raw)
     if before == after:
-        return False, before, after, warning
+        return False, before, after, warning, None
     if check_mode:
-        return True, before, after, warning
+        return True, before, after, warning, None
     try:
         if st.st_gid != disk_gid:
             os.chown(path, -1, disk_gid)
@@ -383,6 +386,19 @@ def setup_src(src_fd, src, disk_gid, check_mode):
         if want_acl is not None and (acl is None or sorted(acl) != sorted(want_acl)):
             os.setxattr(path, ACL_XATTR, _format_acl(want_acl))
     except OSError as e:
+        restore_src(src_fd, saved)
         raise ShareError('cannot make %s the team\'s directory (group %d, mode %04o): %s'
                          % (src, disk_gid, want_mode, os.strerror(e.errno)))
-    return True, before, after, warning
+    return True, before, after, warning, saved
+
+
+def restore_src(src_fd, saved):
+    """Put back the group, mode and default ACL that setup_src found (when every share of the source failed)."""
+    path = '/proc/self/fd/%d' % src_fd
+    gid, mode, raw = saved
+    for step in (lambda: os.chown(path, -1, gid), lambda: os.chmod(path, mode),
+                 lambda: os.setxattr(path, ACL_XATTR, raw) if raw is not None else os.removexattr(path, ACL_XATTR)):
+        try:
+            step()
+        except OSError:
+            pass

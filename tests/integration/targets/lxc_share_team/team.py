@@ -271,7 +271,7 @@ def preflight_fuse():
         sh('umount %s/fuse' % WORK, check=False)
 
 
-@scenario('limits fail before any change: same disk uid twice, a disk uid inside a range, a wrong group')
+@scenario('limits fail before any change (same disk uid, a disk uid inside a range, ...); a failed apply puts the source back')
 def limits():
     before = host_state()
     ms = members()
@@ -297,6 +297,20 @@ def limits():
                          disk_gid=0))
     expect(r.get('failed') and 'gid 0' in (r.get('msg') or ''), 'disk_gid 0 refused', r.get('msg'))
     expect(host_state() == before, 'nothing changed by the refused team shares', before, host_state())
+    # A team share that fails when applied (its dest is another mount in the container) puts its source back.
+    sh('mkdir -p %s/srv/team-fail && chmod 0755 %s/srv/team-fail' % (WORK, WORK))
+    fail = dict(src=WORK + '/srv/team-fail', dest='/dev', disk_gid=5400,
+                members=[{'container': LAB.name('a'), 'user': 'alice', 'disk_uid': 5001}])
+    r = LAB.share(**fail)
+    st = os.stat(WORK + '/srv/team-fail')
+    try:
+        acl = os.getxattr(WORK + '/srv/team-fail', 'system.posix_acl_default')
+    except OSError:
+        acl = None
+    expect(r.get('failed') and 'mount point of something else' in str(r.get('msg')), 'applying fails', r.get('msg'))
+    expect((st.st_gid, stat.S_IMODE(st.st_mode), acl) == (0, 0o755, None), 'the source is as it was',
+           (st.st_gid, oct(st.st_mode), acl))
+    expect(host_state() == before, 'and nothing else changed', before, host_state())
 
 
 @scenario('two runs at once allocate disk uids: one name one id, different names different ids, sharetabs whole')
