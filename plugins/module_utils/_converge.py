@@ -131,11 +131,12 @@ def expand_teams(engine, requests):
         if not isinstance(req.get('members'), list):
             out.append(req)
             continue
-        if recorded is None:
+        if recorded is None and _allocates(req):
+            # Every sharetab is read only when a member needs a disk uid allocated.
             recorded = _team.recorded_ids(engine.lxcpath, containers_with_sharetab(engine.lxcpath))
         try:
             team_id = len(out)
-            out.extend([dict(r, team_id=team_id) for r in _team.expand(req, recorded)])
+            out.extend([dict(r, team_id=team_id) for r in _team.expand(req, recorded or {})])
         except ShareError as e:
             names = sorted(set(str(m.get('container')) for m in req['members'] if isinstance(m, dict))) \
                 if isinstance(req.get('members'), list) else []

@@ -42,7 +42,8 @@ from ansible_collections.lxcex.share.plugins.module_utils._mountinfo import Moun
 from ansible_collections.lxcex.share.plugins.module_utils._passwd import Accounts
 from ansible_collections.lxcex.share.plugins.module_utils._resolve import open_dir, resolve_src
 from ansible_collections.lxcex.share.plugins.module_utils._sharetab import DirLock
-from ansible_collections.lxcex.share.plugins.module_utils._thunk import Thunks, ThunkError, kernel_support
+from ansible_collections.lxcex.share.plugins.module_utils._thunk import (
+    Thunks, ThunkError, UnsupportedFilesystem, unsupported_text)
 from ansible_collections.lxcex.share.plugins.module_utils._validate import (
     canonical_target, check_id, check_text, check_thunks_size, is_inside)
 
@@ -348,9 +349,8 @@ class Engine(object):
         fstype = under.fstype if under is not None else 'unknown'
         where = under.mount_point if under is not None else '?'
         failure = self._probed[key]
-        if failure is not None and 'does not support idmapped mounts' in str(failure):
-            raise ShareError('pre-flight: filesystem %s of %s (mounted at %s) does not support idmapped mounts: %s'
-                             % (fstype, share.src, where, kernel_support(fstype)))
+        if isinstance(failure, UnsupportedFilesystem):
+            raise ShareError('pre-flight: ' + unsupported_text(fstype, share.src, where, explain=True))
         if failure is not None:
             raise ShareError('pre-flight: an idmapped mount of %s (%s, mounted at %s) failed: %s'
                              % (share.src, fstype, where, failure))

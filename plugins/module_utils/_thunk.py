@@ -36,6 +36,10 @@ class ThunkError(ShareError):
     pass
 
 
+class UnsupportedFilesystem(ThunkError):
+    """The source's filesystem takes no idmapped mounts (on this kernel)."""
+
+
 def describe(current):
     """A mount's state as shown in diffs and results."""
     if current is None:
@@ -82,6 +86,17 @@ def kernel_support(fstype):
             'had them); put the source on ext4, xfs, btrfs or tmpfs (6.3)' % (_kernel.release(), fstype))
 
 
+def unsupported_text(fstype, src, where, explain=False):
+    """'filesystem F of SRC (mounted at M) does not support idmapped mounts', followed by what the kernel
+    needs: always with explain, else only when a newer kernel would support it."""
+    text = ('filesystem %s of %s (mounted at %s) does not support idmapped mounts'
+            % (fstype or 'unknown', src, where or '?'))
+    since = IDMAP_SINCE.get(fstype)
+    if explain or (since and not _kernel.at_least(*since)):
+        text += ': ' + kernel_support(fstype)
+    return text
+
+
 def kernel_message(err, src=None, fstype=None, where=None):
     """Turn a KernelError from the mount API into an administrator's message."""
     code = err.errno
@@ -90,13 +105,13 @@ def kernel_message(err, src=None, fstype=None, where=None):
                 % (os.uname()[2], err.op))
     if code == errno.EPERM:
         return '%s was refused (EPERM): idmapped mounts need root (CAP_SYS_ADMIN in the initial user namespace)' % err
-    if err.op == 'mount_setattr' and code in (errno.EINVAL, errno.EOPNOTSUPP):
-        need = ''
-        if fstype == 'tmpfs' and not _kernel.at_least(6, 3):
-            need = ': tmpfs supports them from Linux 6.3, and this host runs %s' % _kernel.release()
-        return ('filesystem %s of %s (mounted at %s) does not support idmapped mounts%s'
-                % (fstype or 'unknown', src, where or '?', need))
+    if _unsupported(err):
+        return unsupported_text(fstype, src, where)
     return str(err)
+
+
+def _unsupported(err):
+    return err.op == 'mount_setattr' and err.errno in (errno.EINVAL, errno.EOPNOTSUPP)
 
 
 def _flags(readonly, nosuid):
@@ -236,18 +251,18 @@ class Thunks(object):
 
     def _detached(self, src_fd, idmap, readonly, src, under, nosuid=False):
         """A detached idmapped clone of the directory behind src_fd (on the mount under)."""
-        if under is not None and under.fstype == 'tmpfs' and not _kernel.at_least(6, 3):
+        since = IDMAP_SINCE.get(under.fstype) if under is not None else None
+        if since and not _kernel.at_least(*since):
             # Said before the kernel refuses it (EINVAL tells nothing), with what it needs.
-            raise ThunkError('filesystem tmpfs of %s (mounted at %s) does not support idmapped mounts: tmpfs supports '
-                             'them from Linux 6.3, and this host runs %s' % (src, under.mount_point, _kernel.release()))
+            raise UnsupportedFilesystem(unsupported_text(under.fstype, src, under.mount_point))
         fd = _kernel.open_tree('', dirfd=src_fd)
         try:
             flags = _kernel.MOUNT_ATTR_IDMAP | _flags(readonly, nosuid)
             _kernel.mount_setattr(fd, flags, self.userns.fd(idmap), what=src)
         except _kernel.KernelError as e:
             os.close(fd)
-            raise ThunkError(kernel_message(e, src=src, fstype=under and under.fstype,
-                                            where=under and under.mount_point))
+            cls = UnsupportedFilesystem if _unsupported(e) else ThunkError
+            raise cls(kernel_message(e, src=src, fstype=under and under.fstype, where=under and under.mount_point))
         except BaseException:
             os.close(fd)
             raise

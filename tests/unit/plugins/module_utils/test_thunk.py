@@ -43,3 +43,16 @@ def test_kernel_messages():
     assert 'Linux 5.12' in kernel_message(KernelError(errno.ENOSYS, 'open_tree', '/srv/a'))
     assert 'need root' in kernel_message(KernelError(errno.EPERM, 'mount_setattr', '/srv/a'))
     assert 'No such file' in kernel_message(KernelError(errno.ENOENT, 'move_mount', '/x'))
+
+
+def test_unsupported_filesystem_says_what_the_kernel_needs(monkeypatch):
+    from ansible_collections.lxcex.share.plugins.module_utils import _kernel
+    from ansible_collections.lxcex.share.plugins.module_utils._thunk import unsupported_text
+    monkeypatch.setattr(_kernel, 'KERNEL_AS', '5.13.0')
+    assert unsupported_text('btrfs', '/s', '/') == ('filesystem btrfs of /s (mounted at /) does not support idmapped '
+                                                    'mounts: btrfs supports them from Linux 5.15, and this host runs '
+                                                    '5.13.0')
+    assert unsupported_text('ext4', '/s', '/') == 'filesystem ext4 of /s (mounted at /) does not support idmapped mounts'
+    assert unsupported_text('ramfs', '/s', '/r', explain=True).endswith(
+        ': Linux 5.13.0 has no idmapped mounts for ramfs (NFS, 9p, FUSE without idmap support, ramfs and proc never '
+        'had them); put the source on ext4, xfs, btrfs or tmpfs (6.3)')
