@@ -8,14 +8,18 @@
 For each suite: the current kernel package of that Debian release
 (linux-image-amd64's dependency) is downloaded with an apt configuration of
 our own (the machine's sources stay untouched) and cached under
-/var/tmp/lxcex-kernels with the initramfs built for it.  The guest (TCG: KVM
-does not work on these machines) mounts this machine's / read-only over
-virtio-9p under a tmpfs overlay, so it runs this machine's own Python, LXC and
-venv and nothing it does reaches the host; a fresh ext4 disk is its /var/tmp,
-where the tests keep their lxcpaths and sources (9p cannot be idmapped).
-Inside, ansible-test runs each target in COLLECTION_DIR (a staged copy at
-.../ansible_collections/lxcex/share).  Prints, per kernel, each target and
-whether it passed; exits 1 when one failed or a guest did not finish.
+/var/tmp/lxcex-kernels.  The guest (TCG: KVM does not work on these machines)
+mounts this machine's / read-only over virtio-9p under a tmpfs overlay, so it
+runs this machine's own Python, LXC and venv and nothing it does reaches the
+host; a fresh ext4 disk is its /var/tmp, where the tests keep their lxcpaths and
+sources (9p cannot be idmapped), with the directories of this machine's
+/var/tmp that the run needs (a checkout there, its venv) bound back into it.
+Inside, each target's runme.sh runs directly (emulation makes every process
+dear: no ansible-test around it) from COLLECTION_DIR (a staged copy at
+.../ansible_collections/lxcex/share).  The guests run side by side.  Prints,
+per kernel, each target with its counts, and at the end one line
+'N passed, M failed, K skipped' over every scenario of every guest; exits 1
+when one failed or a guest did not finish (naming what it did not reach).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 CACHE = '/var/tmp/lxcex-kernels'
@@ -125,7 +130,13 @@ export HOME=/root LANG=C.UTF-8
 exec > /dev/ttyS0 2>&1
 mount -t tmpfs run /run && mkdir -p /run/lock
 mount -t tmpfs mnt /mnt
+# The ext4 disk becomes /var/tmp; what the run needs of this machine's /var/tmp (a checkout, its venv) is bound back.
+mkdir -p /.lxcex-host-var-tmp && mount --bind /var/tmp /.lxcex-host-var-tmp
 mount -t ext4 /dev/vda /var/tmp && chmod 1777 /var/tmp
+for d in %(keep)s; do
+  [ -n "$d" ] || continue
+  mkdir -p "/var/tmp/$d" && mount --bind "/.lxcex-host-var-tmp/$d" "/var/tmp/$d"
+done
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts 2>/dev/null
 mount -t tmpfs shm /dev/shm
@@ -135,15 +146,12 @@ mount --make-rshared /
 ip link set lo up 2>/dev/null
 echo "%(mark)s kernel $(uname -r)"
 cd %(coll)s
-# Emulation makes every process start dear: modules are piped to their Python, not copied and run from files
-# (the guest's copy of the collection only; ansible-test takes this file as the Ansible config of the targets).
-[ -e tests/integration/integration.cfg ] || printf '[connection]\npipelining = True\n' > tests/integration/integration.cfg
-# The role's restart/reboot scenario, not the steps after it that do not depend on the kernel.
-touch tests/integration/targets/lxcex_share_role/quick
+# Emulation makes every process start dear: modules are piped to their Python, not copied and run from files.
+export ANSIBLE_PIPELINING=True ANSIBLE_COLLECTIONS_PATH=%(collections)s ANSIBLE_TEST_PYTHON_INTERPRETER=$(command -v python)
 for t in %(targets)s; do
   echo "%(mark)s start $t"
   start=$(date +%%s)
-  ansible-test integration --local --python %(pyver)s --color no --allow-destructive "$t"
+  bash tests/integration/targets/$t/runme.sh
   echo "%(mark)s target $t rc=$? seconds=$(( $(date +%%s) - start ))"
 done
 echo "%(mark)s done"
@@ -151,6 +159,26 @@ sync
 echo o > /proc/sysrq-trigger
 sleep 30
 '''
+
+COUNTS = re.compile(r'^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?')
+PRINT = threading.Lock()
+
+
+def say(text):
+    with PRINT:
+        print(text, flush=True)
+
+
+def kept_var_tmp(paths):
+    """The entries of /var/tmp that paths lie in (a checkout or venv there), to bind back into the guest."""
+    out = []
+    for p in paths:
+        p = os.path.realpath(p) if p else ''
+        if p.startswith('/var/tmp/'):
+            top = p[len('/var/tmp/'):].split('/')[0]
+            if top and top not in out:
+                out.append(top)
+    return out
 
 
 def initramfs(modules_dir, run, guest_text):
@@ -191,11 +219,18 @@ def initramfs(modules_dir, run, guest_text):
 
 
 def run_guest(suite, coll, targets, timeout, pyver):
+    """Boot the suite's kernel, run the targets; (ok, release, {target: (rc, seconds, counts)})."""
+    del pyver  # the guest runs the runme.sh of each target with the Python on PATH
     vmlinuz, modules_dir, release = kernel(suite)
+    name = SUITES[suite]
     run = tempfile.mkdtemp(prefix='run-', dir=CACHE)
     try:
+        keep = kept_var_tmp([coll, sys.executable, os.environ.get('LXCEX_ROOT', '')]
+                            + os.environ['PATH'].split(':'))
         guest_text = GUEST % {'path': os.environ['PATH'], 'mark': MARK, 'coll': shlex.quote(coll),
-                              'targets': ' '.join(shlex.quote(t) for t in targets), 'pyver': pyver}
+                              'collections': shlex.quote(os.path.dirname(os.path.dirname(os.path.dirname(coll)))),
+                              'keep': ' '.join(shlex.quote(k) for k in keep),
+                              'targets': ' '.join(shlex.quote(t) for t in targets)}
         initrd = initramfs(modules_dir, run, guest_text)
         disk = os.path.join(run, 'disk.img')
         sh(['truncate', '-s', '8G', disk])
@@ -205,69 +240,112 @@ def run_guest(suite, coll, targets, timeout, pyver):
                '-append', 'console=ttyS0 panic=-1 quiet',
                '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
                '-drive', 'file=%s,if=virtio,format=raw' % disk]
-        print('=== %s (%s): kernel %s, targets %s' % (suite, SUITES[suite], release, ' '.join(targets)), flush=True)
+        bound = ', /var/tmp entries bound back: %s' % ' '.join(keep) if keep else ''
+        say('=== %s (%s): kernel %s, targets %s%s' % (suite, name, release, ' '.join(targets), bound))
         t0 = time.monotonic()
         log = os.path.join(run, 'console.log')
         results = {}
         seen_kernel = None
+        current = None
+        counts = None
         with open(log, 'wb') as logf:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             for raw in proc.stdout:
                 logf.write(raw)
                 line = raw.decode('utf-8', 'replace').rstrip()
-                if MARK in line:
-                    print('  %s' % line[line.index(MARK):], flush=True)
+                m = COUNTS.match(line)
+                if m and current:
+                    counts = tuple(int(x or 0) for x in m.groups())
+                    say('  %s %s: %s' % (name, current, line))
+                elif MARK in line:
+                    say('  %s %s' % (name, line[line.index(MARK):]))
+                    m = re.search(MARK + r' start (\S+)', line)
+                    if m:
+                        current, counts = m.group(1), None
                     m = re.search(MARK + r' target (\S+) rc=(\d+) seconds=(\d+)', line)
                     if m:
-                        results[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+                        results[m.group(1)] = (int(m.group(2)), int(m.group(3)), counts)
+                        current = None
                     m = re.search(MARK + r' kernel (\S+)', line)
                     if m:
                         seen_kernel = m.group(1)
-                elif re.search(r'(failed=[1-9]|^FAILED|^ERROR: |Traceback|passed, [1-9][0-9]* failed|steps passed)',
-                               line):
-                    print('  | %s' % line[:300], flush=True)
+                elif re.search(r'(^FAILED|^ERROR: |Traceback|^SKIPPED|^=== |^passed \()', line):
+                    say('  %s | %s' % (name, line[:300]))
             proc.wait()
         elapsed = time.monotonic() - t0
         ok = seen_kernel is not None and all(t in results and results[t][0] == 0 for t in targets)
         for t in targets:
-            state = ('passed' if results[t][0] == 0 else 'FAILED') if t in results else 'DID NOT RUN'
-            print('%s %s: %s %s%s' % (SUITES[suite], seen_kernel or release, t, state,
-                                      ' (%d s)' % results[t][1] if t in results else ''), flush=True)
-        print('=== %s: %s in %.0f s' % (suite, 'passed' if ok else 'FAILED', elapsed), flush=True)
+            if t in results:
+                rc, secs, c = results[t]
+                state = 'passed' if rc == 0 else 'FAILED'
+                detail = ' (%d s%s)' % (secs, ', %d passed, %d failed, %d skipped' % c if c else '')
+            else:
+                state, detail = 'DID NOT RUN (the guest ran out of its %d s or stopped before it)' % timeout, ''
+            say('%s %s: %s %s%s' % (name, seen_kernel or release, t, state, detail))
+        say('=== %s: %s in %.0f s' % (suite, 'passed' if ok else 'FAILED', elapsed))
+        kept = os.path.join(CACHE, 'console-%s.log' % suite)
+        shutil.copy(log, kept)
         if not ok:
             with open(log, 'rb') as f:
                 tail = f.read()[-6000:].decode('utf-8', 'replace')
-            print('--- last console output of the guest:\n' + tail, flush=True)
+            say('--- last console output of the %s guest (all of it: %s):\n%s' % (name, kept, tail))
         return ok, seen_kernel or release, results
     finally:
         shutil.rmtree(run, ignore_errors=True)
+
+
+def tally(targets, results):
+    """(passed, failed, skipped) of the scenarios of the targets; a target without counts is one test."""
+    p = f = k = 0
+    for t in targets:
+        rc, dummy, c = results.get(t, (1, 0, None))
+        if c:
+            p, f, k = p + c[0], f + c[1] + (1 if rc and not c[1] else 0), k + c[2]
+        elif rc == 0:
+            p += 1
+        else:
+            f += 1
+    return p, f, k
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     p.add_argument('collection')
     p.add_argument('--kernels', default='bookworm,trixie')
-    p.add_argument('--targets', default='idmapped_thunk,lxc_share,lxcex_share_role')
-    p.add_argument('--timeout', type=int, default=2400, help='seconds per guest')
+    p.add_argument('--targets', default='lxc_share_kernel')
+    p.add_argument('--timeout', type=int, default=1500, help='seconds per guest')
     args = p.parse_args()
     os.makedirs(CACHE, exist_ok=True)
     os.chmod(CACHE, 0o755)
     pyver = '%d.%d' % sys.version_info[:2]
-    summary = []
-    all_ok = True
-    for suite in args.kernels.split(','):
+    targets = args.targets.split(',')
+    suites = args.kernels.split(',')
+    for suite in suites:  # downloads, one after the other, before the guests start side by side
+        kernel(suite)
+    outcome = {}
+
+    def one(suite):
         try:
-            ok, release, results = run_guest(suite, os.path.abspath(args.collection), args.targets.split(','),
-                                             args.timeout, pyver)
+            outcome[suite] = run_guest(suite, os.path.abspath(args.collection), targets, args.timeout, pyver)
         except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
             out = getattr(e, 'stdout', b'') or b''
-            print('=== %s: cannot run: %s %s' % (suite, e, out.decode('utf-8', 'replace')[-2000:]), flush=True)
-            ok, release, results = False, '?', {}
-        all_ok = all_ok and ok
+            say('=== %s: cannot run: %s %s' % (suite, e, out.decode('utf-8', 'replace')[-2000:]))
+            outcome[suite] = (False, '?', {})
+    threads = [threading.Thread(target=one, args=(suite,)) for suite in suites]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    summary, total = [], [0, 0, 0]
+    for suite in suites:
+        ok, release, results = outcome[suite]
+        counts = tally(targets, results)
+        total = [a + b for a, b in zip(total, counts)]
         summary.append('%s (%s): %s' % (SUITES.get(suite, suite), release, ', '.join(
-            '%s %s' % (t, 'passed' if results.get(t, (1,))[0] == 0 else 'FAILED')
-            for t in args.targets.split(','))))
+            '%s %s' % (t, 'passed' if results.get(t, (1,))[0] == 0 else 'FAILED') for t in targets)))
+    all_ok = all(outcome[s][0] for s in suites)
     print('kernels: ' + '; '.join(summary))
+    print('%d passed, %d failed, %d skipped' % (total[0], total[1] + (0 if all_ok or total[1] else 1), total[2]))
     return 0 if all_ok else 1
 
 

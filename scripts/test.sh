@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
 # Runs every test of lxcex.share on this machine, as root:
 #   sanity (ansible-test, empty ignore files), unit tests, integration tests on
-#   real mounts and real LXC containers, ansible-doc of every module, and
-#   ansible-lint (production profile).
-#   the Molecule scenario of the role, and the demo (the README's main job).
+#   real mounts and real LXC containers, the Molecule scenario of the role, the
+#   demo (the README's main job), ansible-doc of every module, ansible-lint
+#   (production profile), sanity on every ansible-core claimed, the changelog,
+#   and the kernel guests.
 # Usage: bash scripts/test.sh [step ...]
 #   (steps: sanity units integration molecule demo doc lint matrix changelog kernels)
 #   kernels: integration targets in qemu guests with Debian 12's and 13's kernels (scripts/kernels.py).
 #   matrix: ansible-test sanity on every ansible-core the collection claims (a venv each).
+#   LXCEX_TARGETS: integration targets to run (default all); LXCEX_SCENARIOS: scenario titles (parts, comma-separated).
+# Around the steps, scripts/hermetic.py makes this host one that already uses lxcex.share with its defaults
+# (unless it is one) and checks at the end that the tests left all of it exactly as it was.
+# Each step prints its time and 'N passed, M failed, K skipped'; the last line counts every test of every step.
+# With CI=true a test that skips fails (the harness), so a skip in CI never passes silently.
 set -uo pipefail
 LXCEX_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export LXCEX_ROOT
 source "$LXCEX_ROOT/scripts/bootstrap.sh"
 set +e
+T_START=$SECONDS
 # The migration test runs the real original lxcex-share from ../shared (it skips, saying why, without it).
 if [ -d "$LXCEX_ROOT/../shared/reference" ]; then
   LXCEX_SHARED=$(cd "$LXCEX_ROOT/../shared" && pwd)
   export LXCEX_SHARED
 fi
+ci=false
+case "${CI:-}" in true|1|yes) ci=true ;; esac
 
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(sanity units integration molecule demo doc lint matrix changelog kernels)
@@ -27,7 +37,18 @@ stage=$(mktemp -d /tmp/lxcex-share-test.XXXXXX)
 coll="$stage/ansible_collections/lxcex/share"
 mkdir -p "$coll"
 (cd "$LXCEX_ROOT" && git ls-files -co --exclude-standard -z | xargs -0 cp -a --parents -t "$coll" 2>/dev/null)
+logs="$stage/logs"
+mkdir -p "$logs"
+# What the targets are told (ansible-test passes them no variable of ours): ../shared, sshd and bindfs
+# unpacked by bootstrap.sh, and whether this is CI.
+python - "$coll/tests/integration/targets/lxcex_harness/settings.json" <<PY
+import json, sys
+json.dump({'shared': '${LXCEX_SHARED:-}', 'openssh': '$LXCEX_OPENSSH', 'bindfs': '$LXCEX_BINDFS',
+           'ci': '$ci' == 'true', 'scenarios': '${LXCEX_SCENARIOS:-}'}, open(sys.argv[1], 'w'))
+PY
+resident="$stage/hermetic.json"
 cleanup() {
+  python "$LXCEX_ROOT/scripts/hermetic.py" teardown "$resident"
   if ! grep -qF " $stage" /proc/self/mountinfo; then rm -rf "$stage"; fi
 }
 trap cleanup EXIT
@@ -47,14 +68,20 @@ done
 at=(ansible-test)
 pyver=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 passed=0; failed=0; failed_names=()
+tp=0; tf=0; tk=0; times=()
 run() {
   local name=$1; shift
   echo "=== $name: $*"
-  local t0=$SECONDS
-  if "$@"; then
-    passed=$((passed + 1)); echo "=== $name: PASSED ($((SECONDS - t0)) s)"
+  local t0=$SECONDS rc p f k
+  "$@" 2>&1 | tee "$logs/$name.log"
+  rc=${PIPESTATUS[0]}
+  read -r p f k < <(python "$LXCEX_ROOT/scripts/counts.py" "$name" "$rc" "$logs/$name.log")
+  tp=$((tp + p)); tf=$((tf + f)); tk=$((tk + k))
+  times+=("$name $((SECONDS - t0)) s")
+  if [ "$rc" -eq 0 ] && [ "$f" -eq 0 ]; then
+    passed=$((passed + 1)); echo "=== $name: PASSED ($((SECONDS - t0)) s): $p passed, $f failed, $k skipped"
   else
-    failed=$((failed + 1)); failed_names+=("$name"); echo "=== $name: FAILED ($((SECONDS - t0)) s)"
+    failed=$((failed + 1)); failed_names+=("$name"); echo "=== $name: FAILED ($((SECONDS - t0)) s): $p passed, $f failed, $k skipped"
   fi
 }
 
@@ -83,18 +110,30 @@ python_of() {  # python_of 3.12: that Python, from PATH or pyenv (empty when abs
   fi
   echo "$p"
 }
+matrix_venv() {  # matrix_venv CORE PYTHON_VERSION: the venv with that ansible-core (made when missing)
+  local core=$1 pyv=$2 py venv
+  venv="$LXCEX_ROOT/.venv-core-$core"
+  [ -x "$venv/bin/ansible-test" ] && return 0
+  py=$(python_of "$pyv")
+  if [ -z "$py" ]; then echo "matrix: no Python $pyv for ansible-core $core"; return 1; fi
+  rm -rf "$venv.part"
+  if ! { "$py" -m venv "$venv.part" && "$venv.part/bin/pip" install -q --disable-pip-version-check "ansible-core==$core.*" \
+          && mv "$venv.part" "$venv"; }; then
+    echo "matrix: cannot install ansible-core $core"; return 1
+  fi
+}
+matrix_venvs() {
+  local entry
+  for entry in "${CORES[@]}"; do matrix_venv "${entry%%:*}" "${entry##*:}"; done
+}
 sanity_matrix() {
-  local rc=0 entry core pyv py venv ran=()
+  local rc=0 entry core pyv venv ran=()
+  # the venvs were started in the background at the beginning (downloads, while other steps ran)
+  [ -z "${matrix_pid:-}" ] || { wait "$matrix_pid"; cat "$logs/matrix-venvs.log"; }
   for entry in "${CORES[@]}"; do
     core=${entry%%:*}; pyv=${entry##*:}
-    py=$(python_of "$pyv")
-    if [ -z "$py" ]; then echo "matrix: no Python $pyv for ansible-core $core"; rc=1; continue; fi
     venv="$LXCEX_ROOT/.venv-core-$core"
-    if [ ! -x "$venv/bin/ansible-test" ]; then
-      if ! { "$py" -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$core.*"; }; then
-        echo "matrix: cannot install ansible-core $core"; rc=1; continue
-      fi
-    fi
+    matrix_venv "$core" "$pyv" || { rc=1; continue; }
     echo "--- ansible-core $("$venv/bin/ansible" --version 2>/dev/null | sed -n '1s/.*core //; 1s/]//p') with Python $pyv: sanity"
     if (cd "$coll" && PATH="$venv/bin:$PATH" ansible-test sanity --local --python "$pyv" --color no); then
       ran+=("$core/py$pyv")
@@ -106,14 +145,34 @@ sanity_matrix() {
   return $rc
 }
 
-changelog_check() {  # fragments and changelog.yaml lint clean, CHANGELOG.md generated from them
-  local before
-  before=$(cat "$LXCEX_ROOT/CHANGELOG.md" 2>/dev/null)
-  (cd "$LXCEX_ROOT" && antsibull-changelog lint && antsibull-changelog generate) || return 1
-  if [ "$before" != "$(cat "$LXCEX_ROOT/CHANGELOG.md")" ]; then
-    echo "changelog: CHANGELOG.md was not generated from changelogs/ (now regenerated; commit it)"; return 1
+changelog_check() {  # fragments and changelog.yaml lint clean, CHANGELOG.md as generated from them (in a copy)
+  local copy rc=0
+  copy=$(mktemp -d "$stage/changelog.XXXXXX")
+  cp -a "$LXCEX_ROOT/galaxy.yml" "$LXCEX_ROOT/changelogs" "$copy/"
+  [ ! -e "$LXCEX_ROOT/CHANGELOG.md" ] || cp -a "$LXCEX_ROOT/CHANGELOG.md" "$copy/"
+  (cd "$copy" && antsibull-changelog lint && antsibull-changelog generate) || return 1
+  if ! cmp -s "$copy/CHANGELOG.md" "$LXCEX_ROOT/CHANGELOG.md"; then
+    echo "changelog: CHANGELOG.md is not what changelogs/ generates; run 'antsibull-changelog generate' and commit it:"
+    diff -u "$LXCEX_ROOT/CHANGELOG.md" "$copy/CHANGELOG.md" | head -40
+    rc=1
+  else
+    echo "changelog: lint clean, CHANGELOG.md up to date (checked in a copy, nothing written)"
   fi
-  echo "changelog: lint clean, CHANGELOG.md up to date"
+  return $rc
+}
+
+integration_step() {  # every target (each one after a failure too); lxc_share_kernel with -v, as a user might run it
+  local rc=0 it=("${at[@]}" integration --local --python "$pyver" --color no --allow-destructive --continue-on-error)
+  cd "$coll" || return 1
+  if [ -n "${LXCEX_TARGETS:-}" ]; then
+    # shellcheck disable=SC2086
+    "${it[@]}" $LXCEX_TARGETS
+    return
+  fi
+  "${it[@]}" --exclude lxc_share_kernel || rc=1
+  # ansible-test hands -v to runme.sh: a lab target takes no selection from its arguments and runs every scenario.
+  "${it[@]}" -v lxc_share_kernel || rc=1
+  return $rc
 }
 
 kernels_step() {
@@ -129,17 +188,20 @@ kernels_step() {
     ${LXCEX_KERNEL_TARGETS:+--targets "$LXCEX_KERNEL_TARGETS"}
 }
 
+# The matrix venvs download while the first steps run.
+for step in "${steps[@]}"; do
+  if [ "$step" = matrix ]; then matrix_venvs > "$logs/matrix-venvs.log" 2>&1 & matrix_pid=$!; fi
+done
+
+hermetic_setup() { python "$LXCEX_ROOT/scripts/hermetic.py" setup "$resident"; }
+hermetic_verify() { python "$LXCEX_ROOT/scripts/hermetic.py" verify "$resident"; }
+run host hermetic_setup
+
 for step in "${steps[@]}"; do
   case $step in
     sanity) run sanity bash -c "cd '$coll' && ${at[*]} sanity --local --python $pyver --color no" ;;
     units) run units bash -c "cd '$coll' && ${at[*]} units --local --python $pyver --color no --requirements" ;;
-    integration)
-      # ansible-test passes no variable of ours to the targets: the path of ../shared goes in a file of the copy.
-      [ -z "${LXCEX_SHARED:-}" ] || echo "$LXCEX_SHARED" > "$coll/tests/integration/targets/lxc_share_day2/shared-path"
-      # ... and where bootstrap.sh unpacked sshd for the fleet test.
-      echo "$LXCEX_OPENSSH" > "$coll/tests/integration/targets/lxcex_fleet/openssh-path"
-      echo "$LXCEX_BINDFS" > "$coll/tests/integration/targets/lxc_share_team/bindfs-path"
-      run integration bash -c "cd '$coll' && ${at[*]} integration --local --python $pyver --color no --allow-destructive ${LXCEX_TARGETS:-}" ;;
+    integration) run integration integration_step ;;
     molecule) run molecule bash -c "cd '$LXCEX_ROOT' && molecule test" ;;
     demo) run demo bash -c "cd '$LXCEX_ROOT' && bash scripts/demo.sh -e demo_cleanup=true" ;;
     doc) run doc doc_check ;;
@@ -147,11 +209,17 @@ for step in "${steps[@]}"; do
     changelog) run changelog changelog_check ;;
     kernels) run kernels kernels_step ;;
     lint) run lint bash -c "cd '$LXCEX_ROOT' && ansible-lint --profile production \$(ls -d roles playbooks extensions 2>/dev/null)" ;;
-    *) echo "unknown step $step"; failed=$((failed + 1)) ;;
+    *) echo "unknown step $step"; failed=$((failed + 1)); tf=$((tf + 1)) ;;
   esac
 done
 
+# Everything a host that uses lxcex.share has is as the tests found it.
+run hermetic hermetic_verify
+
 echo
+all_times=$(IFS=';'; echo "${times[*]}")
+echo "step times: ${all_times//;/, }; total $((SECONDS - T_START)) s"
 [ $failed -eq 0 ] || echo "failed steps: ${failed_names[*]}"
 echo "steps: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+echo "total: $tp passed, $tf failed, $tk skipped"
+[ $failed -eq 0 ] && [ $tf -eq 0 ]

@@ -66,6 +66,8 @@ def converge(engine, requests, prune=None, owner=_sharetab.DEFAULT_OWNER):
     by owner that no request names are removed.  Thunks left by containers that are
     not running are released first (engine.released says which).
     """
+    # Nothing changes before the thunks directory is known to be one that can be ours: a refused run changes nothing.
+    engine.check_thunks_dir()
     engine.released = engine.release_stale()
     requests = list(requests)
     if not engine.check_mode and any(_allocates(r) for r in requests) and os.path.isdir(engine.lxcpath):

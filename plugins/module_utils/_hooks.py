@@ -208,8 +208,7 @@ def _unmount_thunks_fs(engine, check_mode, released):
     In check mode the thunks that would have been released count as gone.
     """
     mounts = engine.thunks.mounts
-    entry = mounts.top(engine.thunks_dir)
-    if entry is None or entry.fstype != 'tmpfs':
+    if engine.thunks_tmpfs() is None:  # only a thunks tmpfs of ours (or the original's), never another tmpfs
         return False
     gone = set(released) if check_mode else set()
     if [m for m in mounts.below(engine.thunks_dir) if m not in gone]:

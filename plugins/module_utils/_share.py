@@ -49,6 +49,7 @@ from ansible_collections.lxcex.share.plugins.module_utils._validate import (
 
 DEFAULT_THUNKS_DIR = '/mnt/share-thunks'
 DEFAULT_THUNKS_SIZE = '1M'
+THUNKS_SOURCE = 'lxcex-share-thunks'  # the source name of our thunks tmpfs in the mount table
 SHARETAB = 'sharetab'
 
 
@@ -475,22 +476,9 @@ class Engine(object):
         that nobody else can write to (a tmpfs is then mounted on it).
         Anything else is refused before any change.
         """
-        mounts = self.thunks.mounts
-        entry = mounts.top(self.thunks_dir)
+        entry, st = self.check_thunks_dir()
         path = self.thunks_dir
         changed = False
-        if entry is not None and entry.fstype != 'tmpfs':
-            raise ShareError('thunks directory %s is a mount point of %s, not a tmpfs' % (path, entry.fstype))
-        st = _lstat(path)
-        if st is not None:
-            if not stat.S_ISDIR(st.st_mode):
-                raise ShareError('thunks directory %s exists and is not a directory' % path)
-            if st.st_uid != 0 or st.st_mode & 0o022:
-                raise ShareError('thunks directory %s is owned by uid %d with mode %04o; it must belong to root and be '
-                                 'writable by nobody else' % (path, st.st_uid, stat.S_IMODE(st.st_mode)))
-            if entry is None and os.listdir(path):
-                raise ShareError('thunks directory %s is not empty and is not a mount point; refusing to cover its '
-                                 'files with a tmpfs (choose an empty or a new directory)' % path)
         created = []
         try:
             if entry is None:
@@ -498,7 +486,7 @@ class Engine(object):
                 if not self.check_mode:
                     if st is None:
                         created = self.thunks.makedirs(path)
-                    _kernel.mount('lxcex-share-thunks', path, 'tmpfs', 0,
+                    _kernel.mount(THUNKS_SOURCE, path, 'tmpfs', 0,
                                   'size=%s,mode=0711' % self.thunks_size)
                     _kernel.mount(None, path, None, _kernel.MS_SHARED | _kernel.MS_REC)
                     self.thunks._mounts = None
@@ -511,6 +499,69 @@ class Engine(object):
             self.thunks.rmdirs(created)
             raise ShareError('cannot set up the thunks directory %s: %s' % (path, e))
         return changed
+
+    def check_thunks_dir(self):
+        """Refuse a thunks directory that cannot be ours, changing nothing; returns (mount entry, lstat).
+
+        Called before a run changes anything (converge) and again before the tmpfs is mounted.
+        """
+        path = self.thunks_dir
+        if path == '/':
+            raise ShareError('thunks directory / is refused: it must be a directory of its own (the default is %s)'
+                             % DEFAULT_THUNKS_DIR)
+        entry = self.thunks.mounts.top(path)
+        if entry is not None and entry.fstype != 'tmpfs':
+            raise ShareError('thunks directory %s is a mount point of %s, not a tmpfs' % (path, entry.fstype))
+        try:
+            st = _lstat(path)
+            if st is not None:
+                if not stat.S_ISDIR(st.st_mode):
+                    raise ShareError('thunks directory %s exists and is not a directory' % path)
+                if st.st_uid != 0 or st.st_mode & 0o022:
+                    raise ShareError('thunks directory %s is owned by uid %d with mode %04o; it must belong to root '
+                                     'and be writable by nobody else' % (path, st.st_uid, stat.S_IMODE(st.st_mode)))
+                if entry is None and os.listdir(path):
+                    raise ShareError('thunks directory %s is not empty and is not a mount point; refusing to cover '
+                                     'its files with a tmpfs (choose an empty or a new directory)' % path)
+        except OSError as e:
+            raise ShareError('thunks directory %s cannot be read: %s' % (path, e.strerror or e))
+        if entry is not None and entry.source not in (THUNKS_SOURCE, 'tmpfs'):
+            raise ShareError('thunks directory %s is a tmpfs mounted by something else (source %s); lxcex.share uses '
+                             'only a thunks tmpfs it mounted itself (%s) or the original lxcex-share\'s; choose an '
+                             'empty or a new directory' % (path, entry.source, THUNKS_SOURCE))
+        return entry, st
+
+    def thunks_tmpfs(self):
+        """The thunks tmpfs mounted at thunks_dir when it is ours (lxcex-share-thunks) or the original
+        lxcex-share's (source tmpfs); None otherwise: then nothing below thunks_dir is taken for a thunk."""
+        entry = self.thunks.mounts.top(self.thunks_dir)
+        if entry is None or entry.fstype != 'tmpfs' or entry.source not in (THUNKS_SOURCE, 'tmpfs'):
+            return None
+        return entry
+
+    def _thunk_points(self, directory):
+        """The idmapped mount points below directory that sit on the thunks tmpfs (directly, or on other such
+        thunks, as the original nested them): provably thunks, never another program's mounts."""
+        tmpfs = self.thunks_tmpfs()
+        if tmpfs is None:
+            return []
+        by_id = dict((e.mount_id, e) for e in self.thunks.mounts.entries)
+        out = []
+        for point in self.thunks.mounts.below(directory):
+            ok = True
+            for e in self.thunks.mounts.stack(point):
+                seen = 0
+                while e is not None and e.mount_id != tmpfs.mount_id and seen < 64:
+                    if not e.idmapped or not is_inside(e.mount_point, directory):
+                        break
+                    e = by_id.get(e.parent_id)
+                    seen += 1
+                if e is None or e.mount_id != tmpfs.mount_id:
+                    ok = False
+                    break
+            if ok:
+                out.append(point)
+        return out
 
     def _container_dir(self, container):
         """THUNKS_DIR/CONTAINER: owned by the container's root, 0700. Returns True when created.
@@ -577,7 +628,7 @@ class Engine(object):
         except OSError:
             return []
         done = []
-        for path in reversed(self.thunks.mounts.below(directory)):
+        for path in reversed(self._thunk_points(directory)):
             try:
                 changed, dummy, dummy2 = self.thunks.absent(path)
             except ShareError:
@@ -613,9 +664,9 @@ class Engine(object):
         """
         prefix = self.thunks_dir.rstrip('/') + '/'
         names = set()
-        for point in self.thunks.mounts.below(self.thunks_dir):
+        for point in self._thunk_points(self.thunks_dir):
             rest = point[len(prefix):]
-            if '/' in rest:
+            if '/' in rest and self._recorded(point, rest.split('/', 1)[0]):
                 names.add(rest.split('/', 1)[0])
         if not names:
             return []
@@ -631,6 +682,10 @@ class Engine(object):
             else:
                 released.extend(self.release(name))
         return released
+
+    def _recorded(self, point, name):
+        """A thunk is ours to release when we recorded it (under /run) or its container here has a sharetab."""
+        return self.state.load(point) is not None or os.path.isfile(os.path.join(self.lxcpath, name, SHARETAB))
 
     @staticmethod
     def live_key(share):

@@ -355,12 +355,12 @@ def attack_bad_input():
     config = '%s/%s/config' % (LXCPATH, B)
     with open(config, 'rb') as f:
         before = f.read()
-    for key, value in (('thunks_size', '1M\nlxc.hook.pre-start = /bin/evil'),
-                       ('program', PROG + '\nlxc.hook.pre-start = /bin/evil')):
+    for key, value, said in (('thunks_size', '1M\nlxc.hook.pre-start = /bin/evil', ('line break', 'not a tmpfs size')),
+                             ('program', PROG + '\nlxc.hook.pre-start = /bin/evil', ('line break',))):
         args = dict(containers=[B], program=PROG, lxcpath=LXCPATH, thunks_dir=THUNKS, log_file=LOG)
         args[key] = value
         r = module('lxc_share_hooks', args)
-        expect(r.get('failed') and 'line break' in r.get('msg', '') or 'not a tmpfs size' in r.get('msg', ''),
+        expect(r.get('failed') and any(text in r.get('msg', '') for text in said),
                'a line break in %s is refused' % key, r.get('msg'))
     with open(config, 'rb') as f:
         expect(f.read() == before, 'the config is unchanged')
@@ -427,8 +427,64 @@ def attack_concurrency():
     expect(not r.get('changed'), 'and a rerun has nothing to do', r)
 
 
+FOREIGN_MOUNT = r'''
+import sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.lxcex.share.plugins.module_utils import _kernel
+userns = _kernel.make_userns('7000 4000000 1\n', '7000 4000000 1\n')
+fd = _kernel.open_tree(sys.argv[2])
+_kernel.mount_setattr(fd, _kernel.MOUNT_ATTR_IDMAP, userns)
+_kernel.move_mount(fd, sys.argv[3])
+'''
+
+
+def foreign_idmapped(src, target):
+    """An idmapped bind mount of src at target made by another program: no record, no sharetab, no tmpfs of ours."""
+    os.makedirs(target, exist_ok=True)
+    with open(WORK + '/foreign-mount.py', 'w') as f:
+        f.write(FOREIGN_MOUNT)
+    sh('%s %s/foreign-mount.py %s %s %s' % (PY, WORK, LAB.collections, src, target))
+
+
+def foreign_points():
+    with open('/proc/self/mountinfo') as f:
+        return sorted(l.split()[4] for l in f if l.split()[4].startswith(WORK + '/f'))
+
+
+@attack('10. a refused thunks_dir, or another program\'s tmpfs as thunks_dir, releases nobody else\'s idmapped mounts')
+def attack_foreign_mounts():
+    os.makedirs(WORK + '/fsrc')
+    foreign_idmapped(WORK + '/fsrc', WORK + '/fdir/ghostct/x')      # below a directory that is refused
+    os.makedirs(WORK + '/ftmp')
+    sh('mount -t tmpfs -o size=1M,mode=0755 other-software %s/ftmp' % WORK)
+    foreign_idmapped(WORK + '/fsrc', WORK + '/ftmp/ghostct/y')      # in a tmpfs of another program
+    before = foreign_points()
+    expect(len(before) == 3 and all('idmapped' in l for l in open('/proc/self/mountinfo')
+                                    if l.split()[4] in (WORK + '/fdir/ghostct/x', WORK + '/ftmp/ghostct/y')),
+           'the foreign idmapped mounts are there', before)
+    try:
+        for thunks, said in ((WORK + '/fdir', 'is not empty'), (WORK + '/ftmp', 'mounted by something else'),
+                             ('/', 'thunks directory / is refused')):
+            for check in (True, False):
+                r = share(src=WORK + '/common', container=B, user='bob', dest='/home/bob/foreign', thunks_dir=thunks,
+                          check_mode=check)
+                expect(r.get('failed') and said in r.get('msg', '') and not r.get('changed'),
+                       'thunks_dir %s refused (check_mode=%s), changing nothing' % (thunks, check), r.get('msg'),
+                       r.get('released_thunks'))
+                expect(foreign_points() == before, 'the foreign mounts are all still there', before, foreign_points())
+        r = module('lxc_share_info', {'lxcpath': LXCPATH, 'thunks_dir': WORK + '/ftmp'})
+        expect(not [x for x in r.get('shares', []) if x.get('state') == 'stale'],
+               'lxc_share_info lists no foreign mount as a stale thunk', r.get('shares'), r.get('msg'))
+        expect(foreign_points() == before, 'still there after lxc_share_info', before, foreign_points())
+        rc, out = attach(B, 'ls /home/bob')
+        expect('foreign' not in out, 'no directory made in the container', out)
+    finally:
+        for point in reversed(foreign_points()):
+            sh('umount -l %s' % point, check=False)
+
+
 ATTACKS = [attack_src_symlink, attack_rootfs_elsewhere, attack_remount_rw, attack_revocation, attack_thunk_read,
-           attack_fake_monitor, attack_hang, attack_bad_input, attack_concurrency]
+           attack_fake_monitor, attack_hang, attack_bad_input, attack_concurrency, attack_foreign_mounts]
 
 
 def teardown():
@@ -436,6 +492,8 @@ def teardown():
     log('\n' + out)
     removals = []
     for ct in (B, D):
+        if not os.path.exists('%s/%s/sharetab' % (LXCPATH, ct)):
+            continue
         with open('%s/%s/sharetab' % (LXCPATH, ct)) as f:
             for line in f:
                 if line.strip() and not line.startswith('#'):
@@ -447,4 +505,4 @@ def teardown():
 
 
 if __name__ == '__main__':
-    sys.exit(LAB.run(setup, ATTACKS, roots, teardown=teardown, wanted=sys.argv[1:]))
+    sys.exit(LAB.run(setup, ATTACKS, roots, teardown=teardown))

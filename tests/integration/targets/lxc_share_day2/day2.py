@@ -271,4 +271,4 @@ def teardown():
 SCENARIOS = [stale_thunks, ownership, visible_failures, destinations, missing_program, uninstall]
 
 if __name__ == '__main__':
-    sys.exit(LAB.run(setup, SCENARIOS, roots, teardown=teardown, wanted=sys.argv[1:]))
+    sys.exit(LAB.run(setup, SCENARIOS, roots, teardown=teardown))

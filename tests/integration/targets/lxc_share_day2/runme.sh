@@ -8,6 +8,6 @@ cd "$(dirname "$0")"
 export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_DEPRECATION_WARNINGS=false
 py="${ANSIBLE_TEST_PYTHON_INTERPRETER:-python3}"
 rc=0
-"$py" day2.py "$@" || rc=1
+"$py" day2.py || rc=1
 "$py" migration.py || rc=1
 exit $rc

@@ -23,7 +23,7 @@ import sys
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lxcex_harness'))
-from harness import PY, Lab, expect, scenario, sh  # noqa: E402  pylint: disable=wrong-import-position
+from harness import PY, Lab, Skipped, expect, scenario, sh  # noqa: E402  pylint: disable=wrong-import-position
 
 LAB = Lab('lxcex-info', [('a', 'alice'), ('b', 'bob'), ('c', 'carol'), ('d', 'dave')], 560000000)
 WORK = LAB.work
@@ -223,8 +223,7 @@ def old_python():
 def python_38():
     py38 = old_python()
     if py38 is None:
-        print('SKIPPED: no Python 3.8 on this machine (pyenv versions 3.8*, /usr/bin/python3.8)')
-        return
+        raise Skipped('no Python 3.8 on this machine (pyenv versions 3.8*, /usr/bin/python3.8)')
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=LAB.collections, ANSIBLE_NOCOLOR='1')
     proc = subprocess.run(['ansible', 'localhost', '-i', 'localhost,', '-c', 'local', '-m', 'lxcex.share.lxc_share',
                            '-a', json.dumps({'container': LAB.name('a'), 'src': src('live'), 'user': 'alice',
@@ -332,4 +331,4 @@ def teardown():
 SCENARIOS = [info_states, list_command, group_defaults, not_root, python_38, returns_documented, batch_diff]
 
 if __name__ == '__main__':
-    sys.exit(LAB.run(setup, SCENARIOS, roots, teardown=teardown, wanted=sys.argv[1:]))
+    sys.exit(LAB.run(setup, SCENARIOS, roots, teardown=teardown))

@@ -5,4 +5,4 @@
 set -eu
 cd "$(dirname "$0")"
 export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_DEPRECATION_WARNINGS=false
-exec "${ANSIBLE_TEST_PYTHON_INTERPRETER:-python3}" info.py "$@"
+exec "${ANSIBLE_TEST_PYTHON_INTERPRETER:-python3}" info.py

@@ -24,7 +24,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lxcex_harness'))
-from harness import Lab, expect, scenario, sh  # noqa: E402  pylint: disable=wrong-import-position
+from harness import SETTINGS, Lab, expect, scenario, sh  # noqa: E402  pylint: disable=wrong-import-position
 
 LAB = Lab('lxcex-team', [('a', 'alice'), ('b', 'bob')], 580000000)
 WORK = LAB.work
@@ -75,14 +75,8 @@ def setup():
 
 
 def bindfs():
-    """The bindfs unpacked by bootstrap.sh: $LXCEX_BINDFS, the bindfs-path file beside the test, or the venv's."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [os.environ.get('LXCEX_BINDFS', '')]
-    try:
-        with open(os.path.join(here, 'bindfs-path')) as f:
-            candidates.append(f.read().strip())
-    except IOError:
-        pass
+    """The bindfs unpacked by bootstrap.sh: the harness settings' (scripts/test.sh), or the venv's."""
+    candidates = [SETTINGS.get('bindfs', '')]
     candidates.append(os.path.join(os.path.dirname(os.path.dirname(sys.executable)), 'bindfs'))
     for c in candidates:
         if c and os.access(os.path.join(c, 'usr/bin/bindfs'), os.X_OK):
@@ -410,4 +404,4 @@ def teardown():
 SCENARIOS = [converge, create, authorship, edit, restarts, setuid, preflight, preflight_fuse, limits, removal, concurrent, role]
 
 if __name__ == '__main__':
-    sys.exit(LAB.run(setup, SCENARIOS, roots, teardown=teardown, wanted=sys.argv[1:]))
+    sys.exit(LAB.run(setup, SCENARIOS, roots, teardown=teardown))

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 
-from harness import PY, expect, log, sh
+from harness import PY, SETTINGS, detach_below_cmd, expect, log, sh
 
 USER = 'lxcexops'
 # Directory of the work directory -> path it covers inside a host.
@@ -42,14 +42,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def openssh_dir():
-    """Where sshd and sftp-server are: $LXCEX_OPENSSH, the openssh-path file beside the test, or /."""
-    candidates = [os.environ.get('LXCEX_OPENSSH', '')]
-    for d in (HERE, os.path.join(HERE, '..', 'lxcex_fleet')):
-        try:
-            with open(os.path.join(d, 'openssh-path')) as f:
-                candidates.append(f.read().strip())
-        except IOError:
-            pass
+    """Where sshd and sftp-server are: the harness settings' (scripts/test.sh), the venv's, or /."""
+    candidates = [SETTINGS.get('openssh', '')]
     candidates += [os.path.join(os.path.dirname(os.path.dirname(PY)), 'openssh'), '/']
     for c in candidates:
         if c and os.access(os.path.join(c, 'usr/sbin/sshd'), os.X_OK) \
@@ -166,9 +160,10 @@ class Host(object):
         for p in (home, home + '/.ssh', home + '/.ssh/authorized_keys'):
             os.chown(p, uid, uid)
         os.mkdir(self.dir + '/run/sshd', 0o755)
-        # The namespace, held by a keeper that dies with us.
-        binds = ' && '.join('mount --bind %s %s' % (shlex.quote(os.path.join(self.dir, sub)), point)
-                            for sub, point in OVERLAYS)
+        # The namespace, held by a keeper that dies with us; it starts from a clean view of its own below
+        # each overlay (none of this machine's mounts below /mnt, /run, ... is in its table).
+        binds = detach_below_cmd([point for dummy, point in OVERLAYS]) + ' && ' + ' && '.join(
+            'mount --bind %s %s' % (shlex.quote(os.path.join(self.dir, sub)), point) for sub, point in OVERLAYS)
         self.keeper = subprocess.Popen(
             ['setpriv', '--pdeathsig', 'KILL', 'unshare', '--mount', '--propagation', 'private', 'sh', '-c',
              '%s && echo ready && exec sleep 2147483647' % binds],

@@ -26,7 +26,7 @@ WORK = LAB.work
 SOURCE = os.path.join(LAB.collections, 'ansible_collections', 'lxcex', 'share')
 INSTALLED = WORK + '/installed'
 STATE = {}
-LEFT_OUT = ('bench/', 'scripts/', '.ci/', 'extensions/', 'tests/output/', '.venv', 'shared-path', 'openssh-path')
+LEFT_OUT = ('bench/', 'scripts/', '.ci/', 'extensions/', 'tests/output/', '.venv', 'settings.json')
 KEPT = ('plugins/modules/lxc_share.py', 'plugins/modules/lxc_share_info.py', 'plugins/module_utils/_install.py',
         'plugins/doc_fragments/requirements.py', 'roles/lxcex_share/tasks/main.yml', 'playbooks/site.yml',
         'meta/runtime.yml', 'README.md', 'CHANGELOG.md', 'changelogs/changelog.yaml', 'LICENSE', 'MANIFEST.json')

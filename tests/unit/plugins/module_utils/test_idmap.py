@@ -38,7 +38,9 @@ def test_round_trip_dict():
 
 
 def test_largest_id_allowed():
-    parse(['u:4294967294:1000:1', 'g:1000:4294967294:1'])
+    m = parse(['u:4294967294:1000:1', 'g:1000:4294967294:1'])
+    assert m.uid == ((4294967294, 1000, 1),)
+    assert m.gid == ((1000, 4294967294, 1),)
 
 
 @pytest.mark.parametrize('entries, message', [
@@ -78,4 +80,5 @@ def test_340_extents_allowed():
 
 
 def test_adjacent_ranges_do_not_overlap():
-    parse(['u:10:100:10', 'u:20:110:10'])
+    m = parse(['u:10:100:10', 'u:20:110:10'])
+    assert sorted(m.uid) == [(10, 100, 10), (20, 110, 10)]
