@@ -129,7 +129,11 @@ matrix_venvs() {
 sanity_matrix() {
   local rc=0 entry core pyv venv ran=()
   # the venvs were started in the background at the beginning (downloads, while other steps ran)
-  [ -z "${matrix_pid:-}" ] || { wait "$matrix_pid"; cat "$logs/matrix-venvs.log"; }
+  # (a step runs in a subshell of the pipe to tee: the background job is not its child, so it is polled)
+  if [ -n "${matrix_pid:-}" ]; then
+    while kill -0 "$matrix_pid" 2>/dev/null; do sleep 2; done
+    grep -v '^WARNING: Location' "$logs/matrix-venvs.log"
+  fi
   for entry in "${CORES[@]}"; do
     core=${entry%%:*}; pyv=${entry##*:}
     venv="$LXCEX_ROOT/.venv-core-$core"

@@ -44,7 +44,7 @@ from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareEr
 from ansible_collections.lxcex.share.plugins.module_utils._live import ChildTimeout, run_bounded
 from ansible_collections.lxcex.share.plugins.module_utils._lxcconf import DEFAULT_DEADLINE, DEFAULT_LOG_FILE
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath, restarted
-from ansible_collections.lxcex.share.plugins.module_utils._resolve import shown
+from ansible_collections.lxcex.share.plugins.module_utils._resolve import printable as _printable, shown
 from ansible_collections.lxcex.share.plugins.module_utils._share import DEFAULT_THUNKS_DIR, DEFAULT_THUNKS_SIZE, Engine
 from ansible_collections.lxcex.share.plugins.module_utils._sharetab import DirLock
 
@@ -57,6 +57,11 @@ VERSION = '0.2.0'
 DEFAULT_CONFIG = '/etc/lxcex-share.conf'
 HOOK_OUTPUT_BUDGET = 3072
 HOOK_LINE_MAX = 300
+
+
+def printable(msg):
+    """msg with what is not printable escaped, line by line (a table or JSON keeps its lines)."""
+    return '\n'.join(_printable(line) for line in str(msg).split('\n'))
 
 
 class _Out(object):
@@ -123,23 +128,32 @@ class _Out(object):
         except (IOError, OSError):
             pass
 
+    def _syslog(self, priority, msg):
+        try:
+            syslog.syslog(priority, '%s: %s' % (self.hook, msg))
+        except (ValueError, UnicodeError, OSError):
+            pass  # the log file and the output still have it
+
     def info(self, msg, quiet_in_hook=False):
+        msg = printable(msg)
         if self.hook:
-            syslog.syslog(syslog.LOG_INFO, '%s: %s' % (self.hook, msg))
+            self._syslog(syslog.LOG_INFO, msg)
             self._log('INFO', msg)
             if quiet_in_hook:
                 return
         self._emit(sys.stdout, msg)
 
     def warn(self, msg):
+        msg = printable(msg)
         if self.hook:
-            syslog.syslog(syslog.LOG_WARNING, '%s: %s' % (self.hook, msg))
+            self._syslog(syslog.LOG_WARNING, msg)
             self._log('WARN', msg)
         self._emit(sys.stderr, '%s: warning: %s' % (PROG, msg))
 
     def error(self, msg):
+        msg = printable(msg)
         if self.hook:
-            syslog.syslog(syslog.LOG_ERR, '%s: %s' % (self.hook, msg))
+            self._syslog(syslog.LOG_ERR, msg)
             self._log('ERROR', msg)
         self._emit(sys.stderr, '%s: %s' % (PROG, msg))
 
@@ -368,6 +382,11 @@ def main(argv=None, env=None, config=DEFAULT_CONFIG):
     """Run the program; config is the host config file whose settings are the defaults of the options."""
     argv = sys.argv[1:] if argv is None else argv
     env = os.environ if env is None else env
+    for stream in (sys.stdout, sys.stderr):
+        try:  # whatever the locale: a character its encoding lacks is written escaped, never a traceback
+            stream.reconfigure(errors='backslashreplace')
+        except (AttributeError, ValueError):
+            pass
     lacking = _requirements.problem(need_root=False)
     if lacking:
         # An old Python or kernel: said plainly; as a hook, the container starts anyway unless strict.

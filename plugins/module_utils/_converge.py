@@ -15,6 +15,7 @@ This is a private module_util of lxcex.share; its API may change at any time.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import contextlib
 import os
 
 from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
@@ -66,16 +67,40 @@ def converge(engine, requests, prune=None, owner=_sharetab.DEFAULT_OWNER):
     by owner that no request names are removed.  Thunks left by containers that are
     not running are released first (engine.released says which).
     """
-    # Nothing changes before the thunks directory is known to be one that can be ours: a refused run changes nothing.
-    engine.check_thunks_dir()
-    engine.released = engine.release_stale()
     requests = list(requests)
-    if not engine.check_mode and any(_allocates(r) for r in requests) and os.path.isdir(engine.lxcpath):
-        # Disk uids are allocated from what all sharetabs record: one allocating run at a time per lxcpath,
-        # from reading the records to writing its own.
-        with DirLock(engine.lxcpath):
-            return _converge(engine, requests, prune, owner)
-    return _converge(engine, requests, prune, owner)
+    with contextlib.ExitStack() as locks:
+        if not engine.check_mode:
+            if any(_allocates(r) for r in requests) and os.path.isdir(engine.lxcpath):
+                # Disk uids are allocated from what all sharetabs record: one allocating run at a time per lxcpath,
+                # from reading the records to writing its own.
+                locks.enter_context(DirLock(engine.lxcpath))
+            # Every container of the run is locked before the host's mount table is first read, so that what the
+            # run decides rests on a table no other run changes meanwhile (two runs at once never stack thunks).
+            for directory in _directories(engine, requests, prune):
+                locks.enter_context(DirLock(directory))
+            engine.forget_mounts()
+        # Nothing changes before the thunks directory is known to be one that can be ours: a refused run changes
+        # nothing.
+        engine.check_thunks_dir()
+        engine.released = engine.release_stale()
+        return _converge(engine, requests, prune, owner)
+
+
+def _directories(engine, requests, prune):
+    """The directories of the existing containers a run names (requests, team members, pruned), sorted."""
+    names = set(prune or ())
+    for req in requests:
+        names.add(req.get('container'))
+        if isinstance(req.get('members'), list):
+            names.update(m.get('container') for m in req['members'] if isinstance(m, dict))
+    out = []
+    for name in names:
+        if not isinstance(name, str) or not name or '/' in name or '\0' in name or name in ('.', '..'):
+            continue  # refused by the validation, with its message
+        directory = os.path.join(engine.lxcpath, name)
+        if os.path.isfile(os.path.join(directory, 'config')):
+            out.append(directory)
+    return sorted(out)
 
 
 def _allocates(request):
@@ -128,7 +153,7 @@ def expand_teams(engine, requests):
     Returns (requests, failed results of team shares whose members are not valid).
     """
     out, failed = [], []
-    recorded = None
+    recorded = taken = None
     for req in requests:
         if not isinstance(req.get('members'), list):
             out.append(req)
@@ -136,9 +161,12 @@ def expand_teams(engine, requests):
         if recorded is None and _allocates(req):
             # Every sharetab is read only when a member needs a disk uid allocated.
             recorded = _team.recorded_ids(engine.lxcpath, containers_with_sharetab(engine.lxcpath))
+        if taken is None:
+            # The ids a disk uid must not be: every container's range, /etc/subuid, /etc/subgid, host users.
+            taken = _team.taken_ids(engine.lxcpath)
         try:
             team_id = len(out)
-            out.extend([dict(r, team_id=team_id) for r in _team.expand(req, recorded or {})])
+            out.extend([dict(r, team_id=team_id) for r in _team.expand(req, recorded or {}, taken)])
         except ShareError as e:
             names = sorted(set(str(m.get('container')) for m in req['members'] if isinstance(m, dict))) \
                 if isinstance(req.get('members'), list) else []

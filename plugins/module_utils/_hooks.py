@@ -145,7 +145,7 @@ def converge_hooks(p, check_mode=False, engine=None):
                   code_sha256=None,
                   hook=_lxcconf.hook_command(p['program'], args, strict=p['strict'], log_file=p['log_file']))
     if p.get('install'):
-        _install.check_paths(p)
+        _install.check_paths(p, installing=present)
         if present:
             # The program first: no hook line may point at a program that does not run.
             done = _install.install(p, check_mode=check_mode)

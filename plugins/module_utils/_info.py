@@ -31,6 +31,7 @@ from ansible_collections.lxcex.share.plugins.module_utils._converge import (
     containers_with_sharetab, converge, sharetab_path)
 from ansible_collections.lxcex.share.plugins.module_utils import _team
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
+from ansible_collections.lxcex.share.plugins.module_utils._resolve import printable
 
 STATES = ('live', 'recorded', 'broken', 'stale', 'unknown')
 COLUMNS = (('container', 'CONTAINER'), ('dest', 'DEST'), ('src', 'SRC'), ('user', 'USER'), ('group', 'GROUP'),
@@ -38,11 +39,16 @@ COLUMNS = (('container', 'CONTAINER'), ('dest', 'DEST'), ('src', 'SRC'), ('user'
 
 
 def row(container, entry, state, detail, idmap=None, thunk=None):
-    return {'container': container, 'dest': entry.dest if entry else None, 'src': entry.src if entry else None,
-            'user': entry.user if entry else None, 'group': entry.options.get('group') if entry else None,
-            'readonly': entry.readonly if entry else None, 'owner': (entry.owner or 'hand') if entry else None,
-            'state': state, 'detail': detail, 'idmap': idmap, 'thunk': thunk,
-            'setuid': 'suid' in entry.options if entry else None, 'members': _members(entry)}
+    """One share as every view shows it; text that is not printable (from a container, a sharetab) escaped."""
+    out = {'container': container, 'dest': entry.dest if entry else None, 'src': entry.src if entry else None,
+           'user': entry.user if entry else None, 'group': entry.options.get('group') if entry else None,
+           'readonly': entry.readonly if entry else None, 'owner': (entry.owner or 'hand') if entry else None,
+           'state': state, 'detail': detail, 'idmap': idmap, 'thunk': thunk,
+           'setuid': 'suid' in entry.options if entry else None, 'members': _members(entry)}
+    for key, value in out.items():
+        if isinstance(value, str):
+            out[key] = printable(value)
+    return out
 
 
 def _members(entry):

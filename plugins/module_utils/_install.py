@@ -34,6 +34,7 @@ import zipfile
 
 # The hook program's entry point: importing it here makes Ansible ship all of its code with the module.
 from ansible_collections.lxcex.share.plugins.module_utils import _cli
+from ansible_collections.lxcex.share.plugins.module_utils import _lxcconf
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._state import write_atomic
 from ansible_collections.lxcex.share.plugins.module_utils._validate import check_text
@@ -87,16 +88,40 @@ def pack(files):
     return buf.getvalue()
 
 
+PROGRAM = '''#!%(python)s
+# lxcex-share: the LXC hook and manual command of lxcex.share. Installed by Ansible (lxcex.share.lxc_share_hooks);
+# do not edit.  It runs the collection's own code, packed in %(code)s.
+import sys
+
+sys.path.insert(0, %(code_json)s)
+try:
+    from %(package)s._cli import main  # noqa: E402
+except Exception as e:  # pylint: disable=broad-except
+    # The code cannot be loaded (its zip deleted or damaged): a hook logs it and lets the container start (unless
+    # --strict); the command fails with the reason.
+    import time
+    args = sys.argv[1:]
+    msg = 'lxcex-share: cannot load its code from %%s: %%s: %%s' %% (%(code_json)s, type(e).__name__, e)
+    if 'hook' in args and '--strict' not in args:
+        msg += '; the container starts without its shares'
+        log = args[args.index('--log-file') + 1] if '--log-file' in args[:-1] else %(log_json)s
+        try:
+            with open(log, 'a') as f:
+                f.write('%%s %%s %%s\\n' %% (time.strftime('%%Y-%%m-%%d %%H:%%M:%%S'), ' '.join(args[-3:-2]), msg))
+        except OSError:
+            pass
+        sys.stderr.write(msg + '\\n')
+        sys.exit(0)
+    sys.stderr.write(msg + '\\n')
+    sys.exit(1)
+sys.exit(main(config=%(config_json)s))
+'''
+
+
 def program_text(python, code, host_config):
-    return ('#!%s\n'
-            '# lxcex-share: the LXC hook and manual command of lxcex.share. Installed by Ansible '
-            '(lxcex.share.lxc_share_hooks); do not edit.\n'
-            '# It runs the collection\'s own code, packed in %s.\n'
-            'import sys\n\n'
-            'sys.path.insert(0, %s)\n'
-            'from %s._cli import main  # noqa: E402\n\n'
-            'sys.exit(main(config=%s))\n'
-            % (python, code, json.dumps(code), PACKAGE, json.dumps(host_config))).encode('utf-8')
+    return (PROGRAM % {'python': python, 'code': code, 'code_json': json.dumps(code), 'package': PACKAGE,
+                       'config_json': json.dumps(host_config),
+                       'log_json': json.dumps(_lxcconf.DEFAULT_LOG_FILE)}).encode('utf-8')
 
 
 def config_text(p):
@@ -151,7 +176,8 @@ def _mode_of(path):
         return None
 
 
-def check_paths(p):
+def check_paths(p, installing=True):
+    """Refuse paths the program cannot be installed at (installing: also directories another user controls)."""
     for key in ('program', 'code_dir', 'python', 'host_config'):
         check_text(key, p[key])
         if not p[key].startswith('/'):
@@ -160,6 +186,39 @@ def check_paths(p):
     if len(set(os.path.normpath(x) for x in paths)) != 3:
         raise ShareError('program %r, code_dir %r and host_config %r name the same file'
                          % (p['program'], p['code_dir'], p['host_config']))
+    if installing:
+        for key, path in (('program', p['program']), ('code_dir', code_path(p)), ('host_config', p['host_config'])):
+            check_install_dir(key, os.path.dirname(os.path.normpath(path)))
+
+
+def check_install_dir(key, directory):
+    """Refuse to install into a directory another user could change: host root runs what is written there.
+
+    Every existing directory from / down to it (and every symlink on the way) must belong to root and be
+    writable by nobody else; a sticky directory (/tmp, /var/tmp) may be writable by all.  Missing ones are
+    made by root, 0755.
+    """
+    cur = '/'
+    for part in [x for x in directory.split('/') if x]:
+        cur = os.path.join(cur, part)
+        try:
+            lst = os.lstat(cur)
+            st = os.stat(cur)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise ShareError('%s: %s cannot be read: %s' % (key, cur, e.strerror or e))
+        for what, s in (('symlink', lst), ('directory', st)):
+            if s.st_uid != 0:
+                raise ShareError('%s: the %s %s belongs to uid %d; the hook program runs as root, so every '
+                                 'directory it is installed below must belong to root and be writable by nobody else'
+                                 % (key, what, cur, s.st_uid))
+        if not stat.S_ISDIR(st.st_mode):
+            raise ShareError('%s: %s is not a directory' % (key, cur))
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            raise ShareError('%s: the directory %s (mode %04o) is writable by others; the hook program runs as root, '
+                             'so every directory it is installed below must be writable by root alone'
+                             % (key, cur, stat.S_IMODE(st.st_mode)))
 
 
 def _parents(path):
@@ -308,7 +367,7 @@ def remove_legacy(p, check_mode=False):
 
 def uninstall(p, check_mode=False):
     """Remove the program, the code and the settings (regular files only); returns the paths removed."""
-    check_paths(p)
+    check_paths(p, installing=False)
     removed = []
     for path in (p['program'], code_path(p), p['host_config']):
         if os.path.islink(path) or os.path.isfile(path):

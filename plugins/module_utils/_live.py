@@ -355,29 +355,33 @@ def _umount_id(root_fd, path, mnt_id):
 
 
 def _rmdirs(created):
-    """rmdir the directories an attach created, deepest first, while empty."""
+    """rmdir the directories attaches created (listed top first), deepest first, those that are empty."""
     for path in reversed(created):
         try:
             os.rmdir(path)
         except OSError:
-            break
+            continue
 
 
 def _attach_at(root_fd, tree_fd, dest, owner):
-    """Attach at dest; returns (mount id, directories created for it, top first)."""
-    fd, dummy, created = walk(root_fd, dest, 'dest', create_owner=owner)
+    """Attach at dest; returns (mount id, directories created for it, top first).
+
+    dest is resolved once and the mount goes onto what was resolved (its fd); the container's root is refused,
+    however dest leads there; the id is read from the attached mount itself, not from dest again.
+    """
+    fd, resolved, created = walk(root_fd, dest, 'dest', create_owner=owner)
     try:
+        st, root = os.fstat(fd), os.fstat(root_fd)
+        if resolved == '/' or (st.st_dev, st.st_ino) == (root.st_dev, root.st_ino):
+            raise ResolveError('dest %s leads to the container\'s root directory /; refusing to cover it'
+                               % shown(dest))
         _kernel.move_mount(tree_fd, '', target_dirfd=fd)
     except BaseException:
         os.close(fd)
         _rmdirs(created)
         raise
     os.close(fd)
-    fd, dummy, dummy2 = walk(root_fd, dest, 'dest')
-    try:
-        return _kernel.statx_mount('', dirfd=fd)[0], created
-    finally:
-        os.close(fd)
+    return _kernel.statx_mount('', dirfd=tree_fd)[0], created
 
 
 def _enter(userns_fd, mntns_fd, thunks_dir, thunks):  # pragma: no cover - runs in the forked child

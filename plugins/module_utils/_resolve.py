@@ -36,12 +36,31 @@ MAX_DATA_FILE = 8 * 1024 * 1024
 MAX_SHOWN = 120
 
 
-def shown(text):
-    """Container-controlled text as it may appear in a message: cut, control characters escaped."""
+def _escape(c):
+    o = ord(c)
+    if 0xDC80 <= o <= 0xDCFF:  # a byte that was not UTF-8 (decoded with surrogateescape)
+        return '\\x%02x' % (o - 0xDC00)
+    if o < 256:
+        return '\\x%02x' % o
+    return '\\u%04x' % o if o < 0x10000 else '\\U%08x' % o
+
+
+def printable(text):
+    """Text with every character that is not printable escaped: control characters, bidirectional overrides
+    (U+202E), line and paragraph separators, and bytes that were not UTF-8.  Safe on any terminal, in a log,
+    in JSON and in any locale's encoding with backslashreplace."""
     # No codec is used: this also runs in children that have entered a
     # container's mount namespace, where nothing may be imported.
     text = text if isinstance(text, str) else str(text)
-    out = ''.join(c if ' ' <= c <= '~' and c != '\\' else '\\x%02x' % ord(c) if ord(c) < 256 else c for c in text[:MAX_SHOWN * 2])
+    return ''.join(c if ' ' <= c <= '~' or (c > '\xff' and c.isprintable()) else _escape(c) for c in text)
+
+
+def shown(text):
+    """Container-controlled text as it may appear in a message: cut, backslashes and what is not printable
+    escaped."""
+    text = text if isinstance(text, str) else str(text)
+    out = ''.join(c if (' ' <= c <= '~' and c != '\\') or (c > '\xff' and c.isprintable()) else _escape(c)
+                  for c in text[:MAX_SHOWN * 2])
     if len(out) > MAX_SHOWN:
         out = out[:MAX_SHOWN] + '...(%d characters)' % len(text)
     return out

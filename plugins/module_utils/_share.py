@@ -531,6 +531,12 @@ class Engine(object):
                              'empty or a new directory' % (path, entry.source, THUNKS_SOURCE))
         return entry, st
 
+    def forget_mounts(self):
+        """Read the host's mount table again when next needed (it was read before this run took its locks)."""
+        if self.thunks._mounts is not None:
+            self.thunks._mounts = None
+            self._idmapped = None
+
     def thunks_tmpfs(self):
         """The thunks tmpfs mounted at thunks_dir when it is ours (lxcex-share-thunks) or the original
         lxcex-share's (source tmpfs); None otherwise: then nothing below thunks_dir is taken for a thunk."""
@@ -572,19 +578,27 @@ class Engine(object):
         """
         path = posixpath.join(self.thunks_dir, container.name)
         uid, gid = container.root_host_ids()
-        st = _lstat(path)
-        if st is not None:
-            if not stat.S_ISDIR(st.st_mode):
-                raise ShareError('%s is not a directory' % path)
-            if not self.check_mode and (stat.S_IMODE(st.st_mode) != 0o700 or (st.st_uid, st.st_gid) != (uid, gid)):
-                os.chown(path, uid, gid, follow_symlinks=False)
-                os.chmod(path, 0o700)
-            return False
-        if self.check_mode:
-            return False
-        os.mkdir(path, 0o700)
-        os.chown(path, uid, gid, follow_symlinks=False)
-        os.chmod(path, 0o700)
+        made = False
+        try:
+            st = _lstat(path)
+            if st is not None:
+                if not stat.S_ISDIR(st.st_mode):
+                    raise ShareError('%s is not a directory' % path)
+                if not self.check_mode and (stat.S_IMODE(st.st_mode) != 0o700 or (st.st_uid, st.st_gid) != (uid, gid)):
+                    os.chown(path, uid, gid, follow_symlinks=False)
+                    os.chmod(path, 0o700)
+                return False
+            if self.check_mode:
+                return False
+            os.mkdir(path, 0o700)
+            made = True
+            os.chown(path, uid, gid, follow_symlinks=False)
+            os.chmod(path, 0o700)
+        except OSError as e:
+            if made:
+                self._remove_container_dir(container)
+            raise ShareError('cannot make the thunks directory %s of container %s: %s (the thunks tmpfs %s may be '
+                             'full: thunks_size)' % (path, container.name, e.strerror or e, self.thunks_dir))
         return True
 
     def _remove_container_dir(self, container):
@@ -639,6 +653,9 @@ class Engine(object):
                 self._rmdir_up(path, directory, tmpfs_dev)
         if not self.check_mode:
             self._rmdir_up(directory, self.thunks_dir, tmpfs_dev)
+            # The records of its live mounts went with the container's mount namespace.
+            for key in self.state.records(posixpath.join(self.lxcpath, name) + '/live\0'):
+                self.state.delete(key)
         return done
 
     def _rmdir_up(self, path, top, dev):
@@ -677,8 +694,13 @@ class Engine(object):
         for name in sorted(names - running):
             directory = os.path.join(self.lxcpath, name)
             if os.path.isdir(directory) and not self.check_mode:
-                with DirLock(directory):
-                    released.extend(self.release(name))
+                # Not waiting: a run that holds this container's lock is working on it (and waiting here could
+                # deadlock against it); its thunks are released by the next run.
+                try:
+                    with DirLock(directory, blocking=False):
+                        released.extend(self.release(name))
+                except DirLock.Busy:
+                    continue
             else:
                 released.extend(self.release(name))
         return released
@@ -837,6 +859,12 @@ class Engine(object):
                 _fail(res, 'container %s, dest %s: %s' % (container.name, share.dest, e))
                 continue
             ops.extend((share, op) for op in share_ops)
+        rmdirs = [(share, op) for share, op in ops if op[0] == 'rmdirs']
+        if len(rmdirs) > 1:
+            # The directories removed shares created, all at once after every unmount, deepest first: a parent two
+            # removed shares had in common is empty only when both are gone.
+            paths = sorted(set(p for dummy, op in rmdirs for p in op[1]), key=lambda p: (p.count('/'), p))
+            ops = [x for x in ops if x[1][0] != 'rmdirs'] + [(rmdirs[0][0], ('rmdirs', paths, rmdirs[0][1][2]))]
         if self.check_mode or not ops:
             return
         outcome = view.execute([op for dummy, op in ops], thunks_dir=self.thunks_dir)

@@ -199,8 +199,12 @@ class DirLock(object):
 
     _held = {}  # {(st_dev, st_ino): [fd, depth]}
 
-    def __init__(self, directory):
+    class Busy(Exception):
+        """Another process holds the lock (only with blocking=False)."""
+
+    def __init__(self, directory, blocking=True):
         self.directory = directory
+        self.blocking = blocking
         self.key = None
 
     def __enter__(self):
@@ -213,7 +217,10 @@ class DirLock(object):
             held[1] += 1
             return self
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            raise DirLock.Busy(self.directory)
         except BaseException:
             os.close(fd)
             raise

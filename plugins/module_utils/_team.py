@@ -42,6 +42,7 @@ import struct
 from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._idmap import MAX_EXTENTS, Idmap
+from ansible_collections.lxcex.share.plugins.module_utils._lxc import Container
 
 NOBODY = 65534                 # the host's overflow id: no container user has it
 FIRST_DISK_ID = 2000000000     # disk uids allocated to members without one
@@ -139,8 +140,59 @@ def recorded_ids(lxcpath, containers):
     return found
 
 
-def allocate(members, recorded):
-    """Give a disk uid to the members without one: the one recorded for the name, else the lowest free one."""
+def taken_ids(lxcpath, etc='/etc'):
+    """What a disk uid must not be: [(first, count, whose)] of every container's uid range in lxcpath and of
+    /etc/subuid and /etc/subgid, and the set of uids in use on the host (/etc/passwd).  A disk uid there would
+    make a member's files those of another container's user (its root, when the range starts there) or of a
+    host user."""
+    ranges = []
+    try:
+        names = sorted(os.listdir(lxcpath))
+    except OSError:
+        names = []
+    for name in names:
+        if not os.path.isfile(os.path.join(lxcpath, name, 'config')):
+            continue
+        try:
+            ct = Container.load(name, lxcpath)
+        except ShareError:
+            continue
+        ranges.extend((r.host, r.count, 'the id range of container %s' % name) for r in ct.uid_ranges)
+    for sub in ('subuid', 'subgid'):
+        for line in _lines(os.path.join(etc, sub)):
+            parts = line.split(':')
+            if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+                ranges.append((int(parts[1]), int(parts[2]), 'the range of %s in %s/%s' % (parts[0], etc, sub)))
+    users = set()
+    for line in _lines(os.path.join(etc, 'passwd')):
+        parts = line.split(':')
+        if len(parts) > 2 and parts[2].isdigit():
+            users.add(int(parts[2]))
+    return ranges, users
+
+
+def _lines(path):
+    try:
+        with open(path, 'rb') as f:
+            return f.read(8 << 20).decode('utf-8', 'replace').splitlines()
+    except OSError:
+        return []
+
+
+def collision(disk_uid, taken):
+    """Why disk_uid cannot be a member's (None when it can)."""
+    ranges, users = taken
+    for first, count, whose in ranges:
+        if first <= disk_uid < first + count:
+            return 'it lies inside %s (%d-%d)' % (whose, first, first + count - 1)
+    if disk_uid in users:
+        return 'it is the uid of a user of this host (/etc/passwd)'
+    return None
+
+
+def allocate(members, recorded, taken=((), ())):
+    """Give a disk uid to the members without one: the one recorded for the name, else the lowest free one
+    (free: no member's, and outside every range and host uid in taken)."""
     used = set(recorded.values()) | set(m.disk_uid for m in members if m.disk_uid is not None)
     given = dict((m.user, m.disk_uid) for m in members if m.disk_uid is not None)
     candidate = FIRST_DISK_ID
@@ -152,7 +204,7 @@ def allocate(members, recorded):
         elif m.user in recorded:
             m.disk_uid = recorded[m.user]
         else:
-            while candidate in used:
+            while candidate in used or collision(candidate, taken):
                 candidate += 1
             if candidate >= FIRST_DISK_ID + DISK_ID_COUNT:
                 raise ShareError('no free disk uid left in %d-%d for member %s'
@@ -176,11 +228,17 @@ def check_members(members):
                              % (other.label(), m.label(), m.disk_uid))
 
 
-def expand(request, recorded):
+def expand(request, recorded, taken=((), ())):
     """A team request (members given as a list) as one request per container and dest."""
     members = parse_members(request.get('members'), request.get('dest'))
     if request.get('state', 'present') == 'present':
-        allocate(members, recorded)
+        given = set(m.disk_uid for m in members if m.disk_uid is not None) - set(recorded.values())
+        for m in members:
+            why = collision(m.disk_uid, taken) if m.disk_uid in given else None
+            if why:
+                raise ShareError('disk_uid %d of member %s cannot be used: %s; choose another one (or leave it '
+                                 'out to have one allocated)' % (m.disk_uid, m.label(), why))
+        allocate(members, recorded, taken)
         check_members(members)
     groups = []
     for m in members:

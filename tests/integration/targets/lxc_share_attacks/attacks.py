@@ -483,8 +483,49 @@ def attack_foreign_mounts():
             sh('umount -l %s' % point, check=False)
 
 
+def share_mounts(ct, src):
+    """The mounts in the container whose source is src (its root field in mountinfo), and those at /."""
+    lines = [l.split() for l in mounts_in(ct)]
+    return [l[4] for l in lines if l[3] == src], [l for l in lines if l[4] == '/']
+
+
+@attack('11. container root swaps dest between a directory and a symlink to / while the host applies and removes')
+def attack_dest_race():
+    src = WORK + '/common'
+    before, roots_before = share_mounts(B, src)  # the other shares of that source
+    loop = ('cd /home/bob && mkdir -p rA && ln -sfn / rL && '
+            'while :; do mv rA race; mv race rA; mv rL race; mv race rL; done')
+    racer = subprocess.Popen(['lxc-attach', '-P', LXCPATH, '-n', B, '--', 'sh', '-c', loop],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    background.append(racer)
+    rounds, applied, t0, outcomes = 0, 0, time.monotonic(), {}
+    try:
+        while rounds < 30 and time.monotonic() - t0 < 90:
+            rounds += 1
+            r = share(src=src, container=B, user='bob', dest='/home/bob/race')
+            applied += 0 if r.get('failed') else 1
+            outcomes[(r.get('msg') or 'applied')[:90]] = outcomes.get((r.get('msg') or 'applied')[:90], 0) + 1
+            found, at_root = share_mounts(B, src)
+            expect(at_root == roots_before, 'round %d: nothing mounted over the container\'s / (%s)'
+                   % (rounds, r.get('msg') or 'applied'), at_root)
+            r = share(container=B, dest='/home/bob/race', state='absent')
+            found, at_root = share_mounts(B, src)
+            expect(r.get('failed') or found == before, 'round %d: a removal that says removed leaves nothing mounted'
+                   % rounds, r.get('msg'), found)
+    finally:
+        racer.kill()
+        racer.wait()
+    r = share(container=B, dest='/home/bob/race', state='absent')
+    found, at_root = share_mounts(B, src)
+    expect(not r.get('failed') and found == before and at_root == roots_before,
+           'without the race the removal takes everything away', r.get('msg'), found)
+    attach(B, 'cd /home/bob && rm -f rL race; rmdir rA race 2>/dev/null; true')
+    log('dest race: %d rounds in %.0f s, %d applied; outcomes %s' % (rounds, time.monotonic() - t0, applied, outcomes))
+
+
 ATTACKS = [attack_src_symlink, attack_rootfs_elsewhere, attack_remount_rw, attack_revocation, attack_thunk_read,
-           attack_fake_monitor, attack_hang, attack_bad_input, attack_concurrency, attack_foreign_mounts]
+           attack_fake_monitor, attack_hang, attack_bad_input, attack_concurrency, attack_foreign_mounts,
+           attack_dest_race]
 
 
 def teardown():

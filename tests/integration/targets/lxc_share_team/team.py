@@ -338,6 +338,41 @@ def concurrent():
         expect(not r.get('failed') and r.get('changed'), 'removal', r.get('msg'))
 
 
+@scenario('disk uids: allocation skips every container\'s id range, /etc/subuid, /etc/subgid and host users; a '
+          'disk_uid given there is refused')
+def disk_uids():
+    far = '%s/far%d' % (LAB.lxcpath, LAB.t)  # a container (never started) whose range starts where allocation does
+    os.makedirs(far)
+    with open(far + '/config', 'w') as f:
+        f.write('lxc.idmap = u 0 2000000000 10\nlxc.idmap = g 0 2000000000 10\n')
+    sh('mkdir -p %s/srv/team-f' % WORK)
+    f = dict(src=WORK + '/srv/team-f', dest='/home/team-f', disk_gid=5400, group='devs',
+             members=[{'container': LAB.name('a'), 'user': 'alice'}, {'container': LAB.name('b'), 'user': 'bob'}])
+    try:
+        for disk_uid, said in ((2000000003, 'inside the id range of container far%d' % LAB.t),
+                               (500000, 'inside the range of root in /etc/subuid'),
+                               (1, 'the uid of a user of this host')):
+            args = dict(f)
+            args['members'] = [dict(m) for m in f['members']]
+            args['members'][0]['disk_uid'] = disk_uid
+            r = LAB.share(**args)
+            expect(r.get('failed') and said in (r.get('msg') or '') and 'disk_uid %d' % disk_uid in r['msg'],
+                   'disk_uid %d refused (%s)' % (disk_uid, said), r.get('msg'))
+            expect('/home/team-f' not in open('%s/%s/sharetab' % (LAB.lxcpath, LAB.name('a'))).read(), 'no line')
+        r = LAB.share(**f)
+        expect(not r.get('failed'), 'allocated', r.get('msg'))
+        with open('%s/%s/sharetab' % (LAB.lxcpath, LAB.name('a'))) as tab:
+            line = [l.split() for l in tab if ' /home/team-f ' in l][0]
+        ids = [int(m.split('/')[2]) for m in dict(o.split('=', 1) for o in line[3].split(',') if '=' in o)[
+            'members'].split(';')]
+        expect(all(i >= 2000000010 for i in ids), 'the allocated disk uids skip the range of far (%s)' % ids, line)
+        r = LAB.share(state='absent', **f)
+        expect(not r.get('failed') and r.get('changed'), 'removal', r.get('msg'))
+    finally:
+        os.unlink(far + '/config')
+        os.rmdir(far)
+
+
 @scenario('team share from the inventory through the role; allocated disk uids; lxc_share_info shows it')
 def role():
     inv = {'src': WORK + '/srv/team-r', 'dest': '/home/team-r', 'group': 'devs', 'disk_gid': 5100,
@@ -401,7 +436,8 @@ def teardown():
     LAB.remove_all_shares()
 
 
-SCENARIOS = [converge, create, authorship, edit, restarts, setuid, preflight, preflight_fuse, limits, removal, concurrent, role]
+SCENARIOS = [converge, create, authorship, edit, restarts, setuid, preflight, preflight_fuse, limits, removal, concurrent,
+             disk_uids, role]
 
 if __name__ == '__main__':
     sys.exit(LAB.run(setup, SCENARIOS, roots, teardown=teardown))

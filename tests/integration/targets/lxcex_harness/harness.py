@@ -65,6 +65,18 @@ def detach_below_cmd(points):
             "while read -r m; do umount -l \"$(printf '%%b' \"$m\")\" 2>/dev/null || true; done" % pattern)
 
 
+def forget_records(work):
+    """Remove the records under /run/lxcex-share of a test's own mounts (below work), all gone by now."""
+    for path in glob.glob('/run/lxcex-share/mounts/*.json'):
+        try:
+            with open(path) as f:
+                group = json.load(f).get('group') or ''
+        except (IOError, ValueError, AttributeError):
+            continue
+        if group.startswith(work.rstrip('/') + '/'):
+            os.unlink(path)
+
+
 class Skipped(Exception):
     """A scenario that cannot run here, and says why: counted as skipped (in CI, where it must run: failed)."""
 
@@ -391,14 +403,16 @@ class Lab(object):
 
         def shifted(i):
             return i + shift if src['base'] <= i < src['base'] + 65536 else i
-        for dirpath, dirnames, filenames in os.walk(ddir + '/rootfs'):
+        # copytree makes everything root's: each copy gets the owner of its original, shifted
+        for dirpath, dirnames, filenames in os.walk(sdir + '/rootfs'):
             entries = [dirpath] + [os.path.join(dirpath, n) for n in filenames]
             entries += [os.path.join(dirpath, n) for n in dirnames if os.path.islink(os.path.join(dirpath, n))]
             for path in entries:
                 lst = os.lstat(path)
-                os.lchown(path, shifted(lst.st_uid), shifted(lst.st_gid))
+                copy = ddir + path[len(sdir):]
+                os.lchown(copy, shifted(lst.st_uid), shifted(lst.st_gid))
                 if not stat.S_ISLNK(lst.st_mode):
-                    os.chmod(path, stat.S_IMODE(lst.st_mode))  # chown clears set-id bits
+                    os.chmod(copy, stat.S_IMODE(lst.st_mode))  # chown clears set-id bits
         with open(sdir + '/config') as f:
             text = f.read()
         lines = []
@@ -509,4 +523,5 @@ class Lab(object):
         for name in names:
             sh('lxc-destroy -P %s -n %s -f' % (self.lxcpath, name), check=False)
         sh('rm -rf --one-file-system %s' % self.work, check=False)
+        forget_records(self.work)
         return True
