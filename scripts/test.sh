@@ -19,7 +19,8 @@ LXCEX_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export LXCEX_ROOT
 source "$LXCEX_ROOT/scripts/bootstrap.sh"
 set +e
-T_START=$SECONDS
+boot_s=$SECONDS
+echo "=== bootstrap: $boot_s s"
 # The migration test runs the real original lxcex-share from ../shared (it skips, saying why, without it).
 if [ -d "$LXCEX_ROOT/../shared/reference" ]; then
   LXCEX_SHARED=$(cd "$LXCEX_ROOT/../shared" && pwd)
@@ -113,12 +114,13 @@ python_of() {  # python_of 3.12: that Python, from PATH or pyenv (empty when abs
 matrix_venv() {  # matrix_venv CORE PYTHON_VERSION: the venv with that ansible-core (made when missing)
   local core=$1 pyv=$2 py venv
   venv="$LXCEX_ROOT/.venv-core-$core"
-  [ -x "$venv/bin/ansible-test" ] && return 0
+  # A venv cannot be moved (its scripts name their Python by path): made in place, marked complete at the end.
+  [ -e "$venv/.complete" ] && [ -x "$venv/bin/ansible-test" ] && return 0
   py=$(python_of "$pyv")
   if [ -z "$py" ]; then echo "matrix: no Python $pyv for ansible-core $core"; return 1; fi
-  rm -rf "$venv.part"
-  if ! { "$py" -m venv "$venv.part" && "$venv.part/bin/pip" install -q --disable-pip-version-check "ansible-core==$core.*" \
-          && mv "$venv.part" "$venv"; }; then
+  rm -rf "$venv"
+  if ! { "$py" -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$core.*" \
+          && touch "$venv/.complete"; }; then
     echo "matrix: cannot install ansible-core $core"; return 1
   fi
 }
@@ -222,7 +224,7 @@ run hermetic hermetic_verify
 
 echo
 all_times=$(IFS=';'; echo "${times[*]}")
-echo "step times: ${all_times//;/, }; total $((SECONDS - T_START)) s"
+echo "step times: bootstrap ${boot_s} s, ${all_times//;/, }; total $SECONDS s"
 [ $failed -eq 0 ] || echo "failed steps: ${failed_names[*]}"
 echo "steps: $passed passed, $failed failed"
 echo "total: $tp passed, $tf failed, $tk skipped"
