@@ -431,6 +431,18 @@ class Engine(object):
         return list(changed_srcs.values())
 
     def _apply_container(self, container, group, results):
+        # The record first: a share whose sharetab line cannot be written (a full filesystem) is not made live,
+        # and the line of a share that then fails live is put back as it was.
+        persist = [s for s in group if s.persist and not results[id(s)].get('failed')]
+        try:
+            old = self._apply_sharetab(container, persist, results)
+        except (OSError, ShareError) as e:
+            reason = getattr(e, 'strerror', None) or str(e)
+            for share in persist:
+                _fail(results[id(share)], 'cannot write the sharetab of container %s: %s; nothing was changed for '
+                      'this share' % (container.name, reason))
+            group = [s for s in group if not results[id(s)].get('failed')]
+            old = {}
         try:
             view = self.view(container) if any(s.live for s in group) else None
             if view is not None:
@@ -443,8 +455,21 @@ class Engine(object):
             for share in group:
                 if not results[id(share)].get('failed'):
                     _fail(results[id(share)], str(e))
-        self._apply_sharetab(container, [s for s in group if s.persist and not results[id(s)].get('failed')],
-                             results)
+        undo = dict((s.dest, old[s.dest]) for s in persist if results[id(s)].get('failed') and s.dest in old)
+        if undo and not self.check_mode:
+            try:
+                _sharetab.update(os.path.join(container.directory, SHARETAB), undo)
+            except (OSError, ShareError) as e:
+                for share in persist:
+                    if share.dest in undo:
+                        results[id(share)]['msg'] += ('; its sharetab line could not be put back either (%s): the '
+                                                      'next run repairs it' % (getattr(e, 'strerror', None) or e))
+        for share in persist:
+            res = results[id(share)]
+            if share.dest in undo:
+                res['after']['sharetab'] = res['before'].get('sharetab')
+            elif share.dest in old and res['before'].get('sharetab') != res['after'].get('sharetab'):
+                res['changed'] = True
 
     @staticmethod
     def _result(share):
@@ -455,18 +480,20 @@ class Engine(object):
                 'after': {'sharetab': None, 'live': {'mounted': False}}}
 
     def _apply_sharetab(self, container, shares, results):
+        """Write the sharetab lines of shares; returns {dest: the entry it had before (or None)}."""
         if not shares:
-            return
+            return {}
         path = os.path.join(container.directory, SHARETAB)
         changes = dict((s.dest, s.entry if s.state == 'present' else None) for s in shares)
         dummy, per_dest = _sharetab.update(path, changes, check_mode=self.check_mode)
+        before = {}
         for share in shares:
             old, new = per_dest[share.dest]
+            before[share.dest] = old
             res = results[id(share)]
             res['before']['sharetab'] = old.format() if old else None
             res['after']['sharetab'] = new.format() if new else None
-            if res['before']['sharetab'] != res['after']['sharetab']:
-                res['changed'] = True
+        return before
 
     def ensure_thunks_fs(self):
         """The thunks directory: our tmpfs, mode 0711, rshared. Returns changed.

@@ -8,7 +8,8 @@ that left the directories they created behind; two overlapping runs of one batch
 that stacked its thunks (the host's mount table was read before the container
 lock was taken); the hook program's code deleted before a container start;
 text from a container that was printed raw or ended a listing in a traceback;
-install paths a non-root user controls (host root ran that user's code).  Prints
+install paths a non-root user controls (host root ran that user's code); a full
+filesystem under a sharetab (a traceback, and the share left live without its line).  Prints
 'N passed, M failed, K skipped'; the sources' checksums are compared at the end.
 """
 
@@ -16,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -190,6 +192,40 @@ def install_paths():
                and os.listdir(WORK + '/gw/bin') == [], 'nothing written')
 
 
+@scenario('a full filesystem under the sharetab: the share fails with the reason and is not made live; nothing left')
+def sharetab_disk_full():
+    cdir = '%s/%s' % (LAB.lxcpath, LAB.name('a'))
+    keep = WORK + '/keep-rootfs'
+    st = os.stat(cdir)
+    os.makedirs(keep)
+    sh('mount --bind %s/rootfs %s' % (cdir, keep))
+    saved = dict((n, open(os.path.join(cdir, n), 'rb').read()) for n in ('config', 'sharetab')
+                 if os.path.exists(os.path.join(cdir, n)))
+    # The container's directory on a small tmpfs of its own (its config, sharetab, and its rootfs bound back), full.
+    sh('mount -t tmpfs -o size=64k,mode=%o lxcex-flt-full %s' % (stat.S_IMODE(st.st_mode), cdir))
+    try:
+        os.chown(cdir, st.st_uid, st.st_gid)
+        for name, data in saved.items():
+            with open(os.path.join(cdir, name), 'wb') as f:
+                f.write(data)
+        os.mkdir(cdir + '/rootfs')
+        sh('mount --bind %s %s/rootfs' % (keep, cdir))
+        sh('dd if=/dev/zero of=%s/fill bs=4k 2>/dev/null; true' % cdir)
+        thunks = LAB.host_thunks('a')
+        before = sorted(os.listdir(LAB.root('a') + '/home/alice'))
+        r = LAB.share(src=WORK + '/src', container=LAB.name('a'), user='alice', dest='/home/alice/full')
+        msg = r.get('msg') or ''
+        expect(r.get('failed') and 'cannot write the sharetab' in msg and 'No space left' in msg
+               and 'Traceback' not in msg, 'a clear failure naming the reason', msg)
+        expect(not [l for l in LAB.mounts_in('a') if ' /home/alice/full ' in l], 'not live in the container')
+        expect(LAB.host_thunks('a') == thunks, 'no thunk made', thunks, LAB.host_thunks('a'))
+        expect(sorted(os.listdir(LAB.root('a') + '/home/alice')) == before, 'no directory made in the container')
+        expect(dict((n, open(os.path.join(cdir, n), 'rb').read()) for n in saved) == saved, 'the sharetab as it was')
+    finally:
+        sh('umount %s/rootfs; umount %s; umount %s' % (cdir, cdir, keep), check=False)
+        os.rmdir(keep)
+
+
 if __name__ == '__main__':
     sys.exit(LAB.run(setup, [removal_leaves_no_directory, overlapping_batches, code_zip_deleted, container_text,
-                             install_paths], roots))
+                             install_paths, sharetab_disk_full], roots))
