@@ -163,7 +163,7 @@ def expand_teams(engine, requests):
             recorded = _team.recorded_ids(engine.lxcpath, containers_with_sharetab(engine.lxcpath))
         if taken is None:
             # The ids a disk uid must not be: every container's range, /etc/subuid, /etc/subgid, host users.
-            taken = _team.taken_ids(engine.lxcpath)
+            taken = _team.taken_ids(engine.lxcpath, engine.container)
         try:
             team_id = len(out)
             out.extend([dict(r, team_id=team_id) for r in _team.expand(req, recorded or {}, taken)])

@@ -140,7 +140,7 @@ def recorded_ids(lxcpath, containers):
     return found
 
 
-def taken_ids(lxcpath, etc='/etc'):
+def taken_ids(lxcpath, container=None, etc='/etc'):
     """What a disk uid must not be: [(first, count, whose)] of every container's uid range in lxcpath and of
     /etc/subuid and /etc/subgid, and the set of uids in use on the host (/etc/passwd).  A disk uid there would
     make a member's files those of another container's user (its root, when the range starts there) or of a
@@ -154,7 +154,8 @@ def taken_ids(lxcpath, etc='/etc'):
         if not os.path.isfile(os.path.join(lxcpath, name, 'config')):
             continue
         try:
-            ct = Container.load(name, lxcpath)
+            # the engine's cache when given (each config is read once per run)
+            ct = container(name) if container else Container.load(name, lxcpath)
         except ShareError:
             continue
         ranges.extend((r.host, r.count, 'the id range of container %s' % name) for r in ct.uid_ranges)
