@@ -25,7 +25,8 @@ from ansible_collections.lxcex.share.plugins.module_utils._share import SHARETAB
 from ansible_collections.lxcex.share.plugins.module_utils._sharetab import DirLock
 
 SHARE_KEYS = ('src', 'container', 'user', 'group', 'dest', 'state', 'readonly', 'src_uid', 'src_gid', 'persist',
-              'live', 'allow_root', 'owner', 'nonempty_dest', 'allow_setuid', 'members', 'disk_gid', 'setup_src')
+              'live', 'allow_root', 'owner', 'nonempty_dest', 'allow_setuid', 'members', 'disk_gid', 'setup_src',
+              'show_authors')
 
 
 def sharetab_path(engine, name):

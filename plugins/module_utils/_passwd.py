@@ -79,6 +79,13 @@ class Accounts(object):
         name = self.gids.get(gid)
         return name is not None and user in self.members.get(name, ())
 
+    def group_users(self, gid):
+        """Names of the users that have gid as primary group or are listed in the group of that gid."""
+        found = set(n for n, (uid, primary) in self.users.items() if primary == gid)
+        name = self.gids.get(gid)
+        found.update(self.members.get(name, ()) if name is not None else ())
+        return found
+
     def group(self, group):
         """(gid, name) of a group given by name or number."""
         text = str(group)

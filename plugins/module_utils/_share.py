@@ -318,7 +318,7 @@ class Engine(object):
             raise ShareError('team share of %s: the team\'s group on disk would be gid 0 (root)%s; set disk_gid to the '
                              'team\'s gid' % (share.src, ', the group of src' if params.get('disk_gid') is None else ''))
         idmap, (uid, gid) = _team.idmap_for(self, share.container, members, disk_gid, params.get('group'), st.st_uid,
-                                            share.dest)
+                                            share.dest, show_authors=bool(params.get('show_authors')))
         share.__dict__.update(src_fd=where.fd, idmap=idmap, uid=uid, gid=gid, src_uid=st.st_uid, src_gid=disk_gid,
                               members=members, entry=_sharetab.entry_of(dict(params, disk_gid=disk_gid)))
         self._preflight(share)

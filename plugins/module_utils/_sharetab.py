@@ -8,7 +8,8 @@ lines).  A fourth column holds comma-separated options: ``ro``,
 ``group=G``, ``uid=N`` and ``gid=N`` (src ids), ``allow_root``,
 ``nonempty=refuse`` (do not cover a non-empty dest), ``suid`` (set-uid
 bits honoured: no nosuid), for team shares ``members=C/USER/DISK_UID;...``,
-``disk_gid=N`` and ``nosetup`` (source directory left as it is), and
+``disk_gid=N``, ``nosetup`` (source directory left as it is) and
+``authors`` (members of other containers shown by name), and
 ``managed=OWNER`` for lines lxcex.share wrote, OWNER saying who: ``role``
 (the lxcex_share role), ``task`` (an lxc_share task), ``manual`` (the
 lxcex-share command).  A run that prunes removes only the lines of its own
@@ -113,6 +114,8 @@ def entry_of(request, src_uid=None, src_gid=None):
             options['disk_gid'] = str(request['disk_gid'])
         if request.get('setup_src') is False:
             options['nosetup'] = None
+        if request.get('show_authors'):
+            options['authors'] = None
     return Entry(request['src'], str(request['user']), normalize_dest(request['dest']), options)
 
 
@@ -127,7 +130,7 @@ def request_of(container, entry, **extra):
            'nonempty_dest': 'refuse' if opts.get('nonempty') == 'refuse' else 'warn',
            'allow_setuid': 'suid' in opts}
     if opts.get('members'):
-        req.update(members=opts['members'], setup_src='nosetup' not in opts,
+        req.update(members=opts['members'], setup_src='nosetup' not in opts, show_authors='authors' in opts,
                    disk_gid=int(opts['disk_gid']) if (opts.get('disk_gid') or '').isdigit() else None)
     req.update(extra)
     return req

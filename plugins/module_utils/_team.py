@@ -7,11 +7,13 @@ Every member has a *disk uid*: the owner on disk of what they create.  In
 each container that has members, the team's mount maps
 
 - the disk uid of each member of that container to the member's own uid;
-- the disk uid of a member of another container to the user of the same name
-  in this container when there is one (so ``ls -l`` shows who wrote what),
-  else to the same number outside the container's range (shown as nobody,
-  but the file stays writable for the team: the kernel refuses any write to
-  an inode whose owner the mount does not map);
+- the disk uid of a member of another container to the same number, outside
+  the container's range (shown as nobody, but the file stays writable for the
+  team: the kernel refuses any write to an inode whose owner the mount does
+  not map).  Only with show_authors is it mapped to the user of the same name
+  in this container, so that ``ls -l`` shows who wrote what: this container's
+  root chooses the names of its /etc/passwd, so show_authors gives it the
+  files of every member of another container whose name it adds;
 - the source directory's owner, when it is not a member, to an id that no
   user of the container has (nobody): disk root is never a container user;
 - the team's group on disk (disk_gid) to the team's group in the container
@@ -22,6 +24,11 @@ each container that has members, the team's mount maps
   members share it), so that creating a file works whatever the member's
   current group is (an unmapped current group makes the kernel answer
   EOVERFLOW); in a set-gid directory the file gets the team's group anyway.
+
+Nobody but the members may hold the team's group in a container: a user
+who is in it (primary or listed in /etc/group) and is not a member, nor shown
+as one (show_authors), fails the share naming them, so that a member removed
+from the team loses access instead of keeping it through the group.
 
 The source directory is made group-owned by disk_gid, set-gid and group
 writable, with a default ACL giving the group rwx (setup_src): new files and
@@ -43,6 +50,7 @@ from ansible_collections.lxcex.share.plugins.module_utils import _sharetab
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._idmap import MAX_EXTENTS, Idmap
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import Container
+from ansible_collections.lxcex.share.plugins.module_utils._resolve import printable
 
 NOBODY = 65534                 # the host's overflow id: no container user has it
 FIRST_DISK_ID = 2000000000     # disk uids allocated to members without one
@@ -271,8 +279,11 @@ def _inside(ranges, value):
     return any(r.host <= value < r.host + r.count for r in ranges)
 
 
-def idmap_for(engine, container, members, disk_gid, group, owner_uid, dest):
+def idmap_for(engine, container, members, disk_gid, group, owner_uid, dest, show_authors=False):
     """The mount idmap of a team share in one container, and the (uid, gid) that owns directories made at dest.
+
+    show_authors: map a member of another container to the user of the same name in this one (see the module
+    docstring for what that grants to this container's root).
 
     ShareError naming the member and the reason when the ids cannot be mapped.
     """
@@ -316,8 +327,10 @@ def idmap_for(engine, container, members, disk_gid, group, owner_uid, dest):
         done.add(m.disk_uid)
         if m.container == container.name:
             cuid = own[m.user][0]
-        else:
+        elif show_authors:
             cuid = accounts.users.get(_name_of(engine, m), (None, None))[0]
+        else:
+            cuid = None
         if cuid == 0:
             raise ShareError('member %s would be root of container %s; team members must be unprivileged users'
                              % (m.label(), container.name))
@@ -326,10 +339,10 @@ def idmap_for(engine, container, members, disk_gid, group, owner_uid, dest):
         else:
             host = m.disk_uid
             if not unprivileged or _inside(container.uid_ranges, host):
-                raise ShareError('disk_uid %d of member %s lies inside the id range of container %s, which has no '
-                                 'user %s: it would make the member\'s files belong to another user there; create '
-                                 'user %s in %s or choose a disk_uid outside its range'
-                                 % (m.disk_uid, m.label(), container.name, m.user, m.user, container.name))
+                raise ShareError('disk_uid %d of member %s lies inside the id range of container %s%s: it would make '
+                                 'the member\'s files belong to another user there; choose a disk_uid outside its range'
+                                 % (m.disk_uid, m.label(), container.name,
+                                    (', which has no user %s' % m.user) if show_authors else ''))
         if host in targets:
             raise ShareError('members %s and %s would both be uid %d of container %s: give them different names'
                              % (targets[host].label(), m.label(), host, container.name))
@@ -359,8 +372,37 @@ def idmap_for(engine, container, members, disk_gid, group, owner_uid, dest):
         if len(extents) > MAX_EXTENTS:
             raise ShareError('team share in container %s needs %d %s extents; the kernel allows at most %d per mount '
                              '(fewer members)' % (container.name, len(extents), label, MAX_EXTENTS))
+    _no_outsiders(accounts, container, team_gid, group, targets)
     first = next((m for m in mine if m.dest == dest), mine[0])
     return Idmap(uid_ext, gid_ext), (own[first.user][0], team_gid)
+
+
+def _host_uid(container, uid):
+    try:
+        return container.host_id('u', uid)
+    except ShareError:
+        return None
+
+
+def _no_outsiders(accounts, container, team_gid, group, targets):
+    """ShareError naming the users of the container in the team's group who are not members (nor shown as one).
+
+    The group gives its users the team's files, so a member removed from the team who stays in it would keep
+    editing them.  Container root (uid 0) is not counted: it can become any member anyway.
+    """
+    allowed = set(n for n, (uid, gid) in accounts.users.items() if _host_uid(container, uid) in targets)
+    outsiders = sorted(n for n in accounts.group_users(team_gid)
+                       if n not in allowed and accounts.users.get(n, (None,))[0] != 0)
+    if outsiders:
+        name = accounts.gids.get(team_gid, str(team_gid))
+        raise ShareError('group %s (gid %d) of container %s, the team\'s group there%s, also holds %s, not '
+                         'a member of this team share: the group would give them the team\'s files (a member removed '
+                         'from the team keeps access this way); take them out of the group (their primary group and '
+                         '/etc/group), add them to members, or set group to a group only the members are in'
+                         % (name, team_gid, container.name,
+                            '' if group not in (None, '') and accounts.groups.get(str(group)) else
+                            ' (the primary group of its members)',
+                            ', '.join(printable(n) for n in outsiders)))
 
 
 # -- the source directory ---------------------------------------------------

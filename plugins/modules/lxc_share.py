@@ -111,6 +111,7 @@ options:
       members: {description: See O(members)., type: list, elements: dict}
       disk_gid: {description: See O(disk_gid)., type: int}
       setup_src: {description: See O(setup_src)., type: bool, default: true}
+      show_authors: {description: See O(show_authors)., type: bool, default: false}
   owner:
     description:
       - Who the sharetab lines of this task belong to, written as C(managed=OWNER). The role C(lxcex.share.lxcex_share)
@@ -190,11 +191,15 @@ options:
         C(disk_uid) (the uid on disk that stands for the member) and C(dest) (where the member sees it; O(dest) by
         default).
       - In each container, the mount maps the disk uid of each of its members to that member, the disk uid of a
-        member of another container to the user of the same name there (so C(ls -l) shows who wrote what; without
-        such a user, to an id outside the container, shown as nobody), O(disk_gid) to the team's group O(group)
+        member of another container to an id outside the container (shown as nobody, still writable for the team;
+        with O(show_authors), to the user of the same name there), O(disk_gid) to the team's group O(group)
         (where the container has no such group, the one primary group of its members), and each member's own
         primary group to a disk gid numbered like the member's disk uid, so that creating files works whatever the
         member's current group is. Members of the same name are the same person and need the same C(disk_uid).
+      - Only members may hold the team's group in a container:\ a user who has it as primary group or is listed in
+        it in the container's C(/etc/group), and is not a member (nor shown as one, O(show_authors)), fails the share
+        with a message naming them. A member removed from O(members) so loses access, instead of keeping it through
+        the group.
       - Without C(disk_uid), a member gets the disk uid recorded for that user name in any team share of the host,
         else the lowest free one from 2000000000.
       - One sharetab line per container and dest keeps the whole team, so the start hook restores it.
@@ -215,6 +220,16 @@ options:
         Nothing below O(src) is changed.
     type: bool
     default: true
+  show_authors:
+    description:
+      - With O(members), show the files of a member of another container as those of the user of the same name in
+        each container (C(ls -l) shows who wrote what), instead of as nobody.
+      - B(What it grants):\ the root of every member container decides the names of its C(/etc/passwd). With
+        V(true), the root of container B that adds a user C(carol) becomes, through that user, the owner of the
+        files of member C(carol) of container A:\ it reads her private (C(0600)) files and writes files that A shows
+        as hers. Use it only when every member container's root is trusted with every member's files.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -428,6 +443,7 @@ SHARE_SPEC = dict(
     members=dict(type='list', elements='dict'),
     disk_gid=dict(type='int'),
     setup_src=dict(type='bool', default=True),
+    show_authors=dict(type='bool', default=False),
 )
 
 

@@ -4,14 +4,17 @@
 """Team shares, nosuid/nodev and the pre-flight, on real unprivileged containers.
 
 Container a has members alice and carol (group devs, primary group users),
-container b has member bob; each container also has users of the other
-members' names, with other uids.  The members create files and directories
-in the team share, see every file with its author's name, edit each other's
+container b has member bob (group devs); each container also has users of
+the other members' names, with other uids.  The members create files and
+directories in the team share, see every file with its author's name
+(show_authors), edit each other's
 files; the share comes back after restarts; a set-uid program left in a
 share runs without its owner's rights; a source on a filesystem without
 idmapped mounts (ramfs) fails in the pre-flight and leaves nothing; limits
 fail before any change; the role takes a team share from the inventory and
-lxc_share_info shows it.  Run by runme.sh; prints 'N passed, M failed'.
+lxc_share_info shows it.  Without show_authors the root of one container
+gains no member's files of another by adding users; a member removed from
+the team while still in its group fails the run by name.  Run by runme.sh; prints 'N passed, M failed'.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -46,7 +49,7 @@ def members():
 
 
 def team(**kw):
-    args = dict(src=TEAM, dest=DEST, disk_gid=5000, group='devs', members=members())
+    args = dict(src=TEAM, dest=DEST, disk_gid=5000, group='devs', members=members(), show_authors=True)
     args.update(kw)
     return args
 
@@ -55,13 +58,17 @@ def setup():
     LAB.setup(started=('a', 'b'))
     ra, rb, ba, bb = LAB.root('a'), LAB.root('b'), LAB.cts['a']['base'], LAB.cts['b']['base']
     # a: alice (from the lab) 1000, carol 1001, bob 1002, all in users; devs has alice and carol.
-    # b: bob (from the lab) 1000, alice 1001, carol 1002.
+    # b: bob (from the lab) 1000, alice 1001, carol 1002, all in users; devs has bob.
+    # Each team share of a scenario has a group of its own in each container (tp, tq, crew, ...): only members
+    # may hold the team's group.
     sh('''set -e
         echo "carol:x:1001:100:carol:/home/carol:/bin/sh" >> %(ra)s/etc/passwd
         echo "bob:x:1002:100:bob:/home/bob:/bin/sh" >> %(ra)s/etc/passwd
-        echo "devs:x:2000:alice,carol" >> %(ra)s/etc/group
+        printf "devs:x:2000:alice,carol\\ntp:x:2101:alice\\ntq:x:2102:carol\\ncrew:x:2200:alice\\n" >> %(ra)s/etc/group
+        printf "crew2:x:2300:alice,carol\\n" >> %(ra)s/etc/group
         echo "alice:x:1001:100:alice:/home/alice:/bin/sh" >> %(rb)s/etc/passwd
         echo "carol:x:1002:100:carol:/home/carol:/bin/sh" >> %(rb)s/etc/passwd
+        printf "devs:x:2000:bob\\ntp:x:2101:bob\\ntq:x:2102:alice\\ncrew:x:2200:bob\\ncrew2:x:2300:bob\\n" >> %(rb)s/etc/group
         chown %(ba)d:%(ba)d %(ra)s/etc/passwd %(ra)s/etc/group
         chown %(bb)d:%(bb)d %(rb)s/etc/passwd %(rb)s/etc/group
         mkdir -p %(team)s %(ramfs)s %(work)s/srv/plain
@@ -164,7 +171,7 @@ def authorship():
         for author in ('alice', 'carol', 'bob'):
             expect('%s.txt %s ' % (author, author) in out, '%s sees %s.txt as %s\'s' % (user, author, author), out)
             expect('%s.d/f %s ' % (author, author) in out, '%s sees %s.d/f as %s\'s' % (user, author, author), out)
-        group = 'devs' if key == 'a' else 'users'
+        group = 'devs'
         expect(all(l.endswith(' ' + group) for l in lines if l.strip()), 'group is the team\'s (%s) in %s'
                % (group, key), out)
 
@@ -189,7 +196,7 @@ def edit():
 def restarts():
     LAB.restart('a', 'b')
     rc, out = as_user('b', 'bob', 'stat -c "%%U %%G" %s/alice.txt && echo again >> %s/carol.txt' % (DEST, DEST))
-    expect(rc == 0 and out.split()[:2] == ['alice', 'users'], 'bob after the restart', out)
+    expect(rc == 0 and out.split()[:2] == ['alice', 'devs'], 'bob after the restart', out)
     rc, out = as_user('a', 'carol', 'stat -c "%%U %%G" %s/bob.txt && mkdir %s/after-restart' % (DEST, DEST))
     expect(rc == 0 and out.split()[:2] == ['bob', 'devs'], 'carol after the restart', out)
     r = LAB.share(**team())
@@ -293,7 +300,7 @@ def limits():
     expect(host_state() == before, 'nothing changed by the refused team shares', before, host_state())
     # A team share that fails when applied (its dest is another mount in the container) puts its source back.
     sh('mkdir -p %s/srv/team-fail && chmod 0755 %s/srv/team-fail' % (WORK, WORK))
-    fail = dict(src=WORK + '/srv/team-fail', dest='/dev', disk_gid=5400,
+    fail = dict(src=WORK + '/srv/team-fail', dest='/dev', disk_gid=5400, group='tp',
                 members=[{'container': LAB.name('a'), 'user': 'alice', 'disk_uid': 5001}])
     r = LAB.share(**fail)
     st = os.stat(WORK + '/srv/team-fail')
@@ -310,9 +317,9 @@ def limits():
 @scenario('two runs at once allocate disk uids: one name one id, different names different ids, sharetabs whole')
 def concurrent():
     sh('mkdir -p %s/srv/team-p %s/srv/team-q' % (WORK, WORK))
-    p = dict(src=WORK + '/srv/team-p', dest='/home/team-p', disk_gid=5200, group='devs',
+    p = dict(src=WORK + '/srv/team-p', dest='/home/team-p', disk_gid=5200, group='tp',
              members=[{'container': LAB.name('a'), 'user': 'alice'}, {'container': LAB.name('b'), 'user': 'bob'}])
-    q = dict(src=WORK + '/srv/team-q', dest='/home/team-q', disk_gid=5300, group='devs',
+    q = dict(src=WORK + '/srv/team-q', dest='/home/team-q', disk_gid=5300, group='tq',
              members=[{'container': LAB.name('a'), 'user': 'carol'}, {'container': LAB.name('b'), 'user': 'alice'}])
     out = {}
     threads = [threading.Thread(target=lambda k=k, v=v: out.__setitem__(k, LAB.share(**v))) for k, v in
@@ -346,7 +353,7 @@ def disk_uids():
     with open(far + '/config', 'w') as f:
         f.write('lxc.idmap = u 0 2000000000 10\nlxc.idmap = g 0 2000000000 10\n')
     sh('mkdir -p %s/srv/team-f' % WORK)
-    f = dict(src=WORK + '/srv/team-f', dest='/home/team-f', disk_gid=5400, group='devs',
+    f = dict(src=WORK + '/srv/team-f', dest='/home/team-f', disk_gid=5400, group='tp',
              members=[{'container': LAB.name('a'), 'user': 'alice'}, {'container': LAB.name('b'), 'user': 'bob'}])
     try:
         for disk_uid, said in ((2000000003, 'inside the id range of container far%d' % LAB.t),
@@ -373,9 +380,85 @@ def disk_uids():
         os.rmdir(far)
 
 
+@scenario('4b: without show_authors, container root that adds a member\'s name gains none of their files; with it, '
+          'exactly what its documentation says')
+def hostile_root():
+    src = WORK + '/srv/team-h'
+    sh('mkdir -p %s' % src)
+    h = dict(src=src, dest='/home/team-h', disk_gid=5500, group='crew',
+             members=[{'container': LAB.name('a'), 'user': 'alice'}, {'container': LAB.name('b'), 'user': 'bob'}])
+    r = LAB.share(**h)
+    expect(not r.get('failed') and r.get('changed'), 'team-h', r.get('msg'))
+    rc, out = as_user('a', 'alice', 'cd /home/team-h && echo "alice only" > secret && chmod 600 secret && '
+                      'echo "for the team" > open.txt && stat -c %U secret')
+    expect(rc == 0 and out.strip() == 'alice', 'alice writes a private file and a team file', out)
+    sums = LAB.checksums([src])
+    # b's root has made users named like a's members (alice 1001 and carol 1002 of b); the run repeats.
+    r = LAB.share(**h)
+    expect(not r.get('failed') and not r.get('changed'), 'the run again changes nothing', r.get('msg'))
+    for who, cmd in (('alice', 'cat /home/team-h/secret'), ('alice', 'echo x >> /home/team-h/open.txt'),
+                     ('alice', 'echo x > /home/team-h/new'), ('carol', 'cat /home/team-h/secret')):
+        rc, out = as_user('b', who, cmd)
+        expect(rc != 0 and ('denied' in out or 'Value too large' in out),
+               '%s of b (a name of a member of a) cannot: %s' % (who, cmd), out)
+    rc, out = LAB.attach('b', 'cat /home/team-h/secret; chown 0 /home/team-h/secret; echo x >> /home/team-h/secret')
+    expect('alice only' not in out and out.count('ermi') + out.count('denied') >= 2,
+           'b\'s root reads, chowns and writes none of alice\'s private file', out)
+    rc, out = as_user('b', 'bob', 'stat -c "%u %U" /home/team-h/secret; echo "bob too" >> /home/team-h/open.txt')
+    expect(rc == 0 and out.split()[0] == '65534', 'bob, the member of b, sees alice\'s files as nobody and edits '
+           'the team file', out)
+    sums[os.path.join(src, 'open.txt')] = LAB.checksums([src])[os.path.join(src, 'open.txt')]
+    expect(LAB.checksums([src]) == sums, 'alice\'s files intact on disk', sums)
+    # show_authors: b's alice is alice (what the option's documentation says it grants to b's root).
+    r = LAB.share(show_authors=True, **h)
+    expect(not r.get('failed') and r.get('changed'), 'show_authors remaps', r.get('msg'))
+    rc, out = as_user('b', 'alice', 'stat -c %U /home/team-h/secret && cat /home/team-h/secret')
+    expect(rc == 0 and 'alice only' in out, 'with show_authors, b\'s alice is alice (documented grant)', out)
+    r = LAB.share(state='absent', **h)
+    expect(not r.get('failed') and r.get('changed'), 'removal', r.get('msg'))
+    expect(LAB.checksums([src]) == sums, 'source intact after removal')
+
+
+@scenario('4c: a member removed from members but still in the team\'s group fails the run by name; out of the group, '
+          'the next run takes their access away')
+def removed_member():
+    src = WORK + '/srv/team-m'
+    sh('mkdir -p %s' % src)
+    m = dict(src=src, dest='/home/team-m', disk_gid=5600, group='crew2',
+             members=[{'container': LAB.name('a'), 'user': 'alice'}, {'container': LAB.name('a'), 'user': 'carol'},
+                      {'container': LAB.name('b'), 'user': 'bob'}])
+    r = LAB.share(**m)
+    expect(not r.get('failed') and r.get('changed'), 'team-m with carol', r.get('msg'))
+    rc, out = as_user('a', 'alice', 'echo "by alice" > /home/team-m/alice.txt')
+    expect(rc == 0, 'alice writes', out)
+    rc, out = as_user('a', 'carol', 'echo "carol was here" >> /home/team-m/alice.txt')
+    expect(rc == 0, 'carol, a member, edits alice\'s file', out)
+    before = host_state()
+    sums = LAB.checksums([src])
+    gone = dict(m)
+    gone['members'] = [dict(x) for x in m['members'] if x['user'] != 'carol']
+    for check in (True, False):
+        r = LAB.share(check_mode=check, **gone)
+        msg = str(r.get('msg')) + str([x.get('msg') for x in r.get('results', [])])
+        expect(r.get('failed') and 'carol' in msg and 'crew2' in msg and LAB.name('a') in msg,
+               'carol still in crew2 of a: the run fails naming her, the group and the container (check=%s)' % check,
+               msg)
+    expect(host_state() == before and LAB.checksums([src]) == sums, 'the refused run changed nothing')
+    sh("sed -i 's/^crew2:x:2300:alice,carol$/crew2:x:2300:alice/' %s/etc/group" % LAB.root('a'))
+    r = LAB.share(**gone)
+    expect(not r.get('failed') and r.get('changed'), 'out of the group, carol leaves the team', r.get('msg'))
+    for cmd in ('echo more >> /home/team-m/alice.txt', 'echo x > /home/team-m/carol-new'):
+        rc, out = as_user('a', 'carol', cmd)
+        expect(rc != 0, 'carol no longer can: %s' % cmd, out)
+    rc, out = as_user('a', 'alice', 'echo more >> /home/team-m/alice.txt')
+    expect(rc == 0, 'alice still can', out)
+    r = LAB.share(state='absent', **gone)
+    expect(not r.get('failed') and r.get('changed'), 'removal', r.get('msg'))
+
+
 @scenario('team share from the inventory through the role; allocated disk uids; lxc_share_info shows it')
 def role():
-    inv = {'src': WORK + '/srv/team-r', 'dest': '/home/team-r', 'group': 'devs', 'disk_gid': 5100,
+    inv = {'src': WORK + '/srv/team-r', 'dest': '/home/team-r', 'group': 'devs', 'disk_gid': 5100, 'show_authors': True,
            'members': [{'container': LAB.name('a'), 'user': 'alice'}, {'container': LAB.name('b'), 'user': 'bob'},
                        {'container': LAB.name('a'), 'user': 'carol', 'dest': '/home/carol/team-r'}]}
     sh('mkdir -p %s/srv/team-r' % WORK)
@@ -396,7 +479,7 @@ def role():
     rc, out = as_user('a', 'carol', 'echo hi > /home/carol/team-r/c.txt && stat -c "%U %G" /home/carol/team-r/c.txt')
     expect(rc == 0 and out.split() == ['carol', 'devs'], 'carol at her own dest', out)
     rc, out = as_user('b', 'bob', 'stat -c "%U %G" /home/team-r/c.txt')
-    expect(rc == 0 and out.split() == ['carol', 'users'], 'bob sees carol\'s file', out)
+    expect(rc == 0 and out.split() == ['carol', 'devs'], 'bob sees carol\'s file', out)
     st = os.stat(WORK + '/srv/team-r/c.txt')
     expect((st.st_uid, st.st_gid) == (2000000002, 5100), 'on disk', (st.st_uid, st.st_gid))
     LAB.stop('b')
@@ -437,7 +520,7 @@ def teardown():
 
 
 SCENARIOS = [converge, create, authorship, edit, restarts, setuid, preflight, preflight_fuse, limits, removal, concurrent,
-             disk_uids, role]
+             disk_uids, hostile_root, removed_member, role]
 
 if __name__ == '__main__':
     sys.exit(LAB.run(setup, SCENARIOS, roots, teardown=teardown))

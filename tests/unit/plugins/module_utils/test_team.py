@@ -94,31 +94,58 @@ def test_expand_gives_one_request_per_container_and_dest():
 def test_idmap_of_each_container():
     ms = members(('ct-a', 'alice', 5001), ('ct-a', 'carol', 5003), ('ct-b', 'bob', 5002))
     idmap, owner = _team.idmap_for(ENGINE, CT_A, ms, 5000, 'devs', 0, '/team')
-    # alice, carol: themselves; bob (of ct-b): ct-a's bob; the source's owner (root): nobody.
-    assert idmap.entries() == ['u:0:65534:1', 'u:5001:101000:1', 'u:5002:101002:1', 'u:5003:101001:1',
+    # alice, carol: themselves; bob (of ct-b): the same number, outside ct-a (nobody); the source's owner: nobody.
+    assert idmap.entries() == ['u:0:65534:1', 'u:5001:101000:1', 'u:5002:5002:1', 'u:5003:101001:1',
                                'g:5000:102000:1', 'g:5001:100100:1']
     assert owner == (1000, 2000)
+    # show_authors: bob (of ct-b) is ct-a's bob.
+    idmap, owner = _team.idmap_for(ENGINE, CT_A, ms, 5000, 'devs', 0, '/team', show_authors=True)
+    assert idmap.entries() == ['u:0:65534:1', 'u:5001:101000:1', 'u:5002:101002:1', 'u:5003:101001:1',
+                               'g:5000:102000:1', 'g:5001:100100:1']
     # ct-b has no group devs: bob's primary group stands for the team; ct-b has no alice or carol: same number.
-    idmap, owner = _team.idmap_for(ENGINE, CT_B, ms, 5000, 'devs', 0, '/team')
-    assert idmap.entries() == ['u:0:65534:1', 'u:5001:5001:1', 'u:5002:201000:1', 'u:5003:5003:1',
-                               'g:5000:200100:1']
-    assert owner == (1000, 100)
+    for show in (False, True):
+        idmap, owner = _team.idmap_for(ENGINE, CT_B, ms, 5000, 'devs', 0, '/team', show_authors=show)
+        assert idmap.entries() == ['u:0:65534:1', 'u:5001:5001:1', 'u:5002:201000:1', 'u:5003:5003:1',
+                                   'g:5000:200100:1']
+        assert owner == (1000, 100)
 
 
 def test_a_member_given_by_uid_is_named_by_their_own_container():
     # uid 1000 of ct-b is bob, who is uid 1002 in ct-a.
-    idmap, dummy = _team.idmap_for(ENGINE, CT_A, members(('ct-a', 'alice', 5001), ('ct-b', '1000', 5002)), 5000,
-                                   'devs', 5001, '/team')
+    ms = members(('ct-a', 'alice', 5001), ('ct-a', 'carol', 5003), ('ct-b', '1000', 5002))
+    idmap, dummy = _team.idmap_for(ENGINE, CT_A, ms, 5000, 'devs', 5001, '/team', show_authors=True)
     assert 'u:5002:101002:1' in idmap.entries()
+
+
+def test_only_members_hold_the_teams_group():
+    # carol is in devs of ct-a and no member: the group would give her the team's files.
+    with pytest.raises(ShareError, match='group devs .gid 2000. of container ct-a.* also holds carol, not a member'):
+        _team.idmap_for(ENGINE, CT_A, members(('ct-a', 'alice', 5001), ('ct-b', 'bob', 5002)), 5000, 'devs', 0,
+                        '/team')
+    # ct-c: the team's group is the primary group of its member (users), which eve has too.
+    ct_c = container('ct-c', 300000)
+    accounts = Accounts(b'root:x:0:0::/:/bin/sh\nbob:x:1000:100::/:/bin/sh\nalice:x:1001:100::/:/bin/sh\n'
+                        b'eve:x:1002:100::/:/bin/sh\n', b'root:x:0:\nusers:x:100:\n', 'ct-c')
+    engine = FakeEngine({'ct-a': ENGINE.accounts(CT_A), 'ct-c': accounts})
+    ms = members(('ct-c', 'bob', 5002), ('ct-a', 'alice', 5001))
+    with pytest.raises(ShareError, match=r'group users \(gid 100\) of container ct-c.*primary group of its members.*'
+                                         r'also holds alice, eve'):
+        _team.idmap_for(engine, ct_c, ms, 5000, None, 0, '/team')
+    # show_authors: ct-c's alice is shown as the member alice, so only eve is left out.
+    with pytest.raises(ShareError, match='also holds eve, not'):
+        _team.idmap_for(engine, ct_c, ms, 5000, None, 0, '/team', show_authors=True)
 
 
 def test_idmap_refusals_name_the_member_and_the_reason():
     with pytest.raises(ShareError, match='inside the id range of container ct-b'):
         _team.idmap_for(ENGINE, CT_B, members(('ct-b', 'bob', 5002), ('ct-a', 'carol', 200500)), 5000, None, 0,
                         '/team')
-    with pytest.raises(ShareError, match='root of container'):
-        _team.idmap_for(ENGINE, CT_A, members(('ct-a', 'alice', 5001), ('ct-b', 'root', 5009)), 5000, 'devs', 0,
+    with pytest.raises(ShareError, match='root of container ct-b'):
+        _team.idmap_for(ENGINE, CT_B, members(('ct-a', 'alice', 5001), ('ct-b', 'root', 5009)), 5000, 'devs', 0,
                         '/team')
+    with pytest.raises(ShareError, match='root of container ct-a'):
+        _team.idmap_for(ENGINE, CT_A, members(('ct-a', 'alice', 5001), ('ct-a', 'carol', 5003), ('ct-b', 'root', 5009)),
+                        5000, 'devs', 0, '/team', show_authors=True)
     with pytest.raises(ShareError, match='different primary groups'):
         _team.idmap_for(ENGINE, CT_A, members(('ct-a', 'alice', 5001), ('ct-a', 'bob', 5002)), 5000, None, 0,
                         '/team')
@@ -129,13 +156,17 @@ def test_idmap_refusals_name_the_member_and_the_reason():
 
 def test_team_line_round_trip():
     req = {'src': '/srv/t x', 'container': 'ct-a', 'user': 'alice', 'dest': '/team', 'group': 'devs',
-           'members': 'ct-a/alice/5001;ct-b/bob/5002', 'disk_gid': 5000, 'setup_src': False, 'owner': 'role'}
+           'members': 'ct-a/alice/5001;ct-b/bob/5002', 'disk_gid': 5000, 'setup_src': False, 'owner': 'role',
+           'show_authors': True}
     line = _sharetab.entry_of(req).format()
-    assert line == ('/srv/t\\040x alice /team disk_gid=5000,group=devs,managed=role,'
+    assert line == ('/srv/t\\040x alice /team authors,disk_gid=5000,group=devs,managed=role,'
                     'members=ct-a/alice/5001;ct-b/bob/5002,nosetup')
     back = _sharetab.request_of('ct-a', _sharetab.parse_line(line))
-    assert (back['members'], back['disk_gid'], back['setup_src'], back['allow_setuid']) == (req['members'], 5000,
-                                                                                            False, False)
+    assert (back['members'], back['disk_gid'], back['setup_src'], back['allow_setuid'], back['show_authors']) == (
+        req['members'], 5000, False, False, True)
+    req['show_authors'] = False
+    assert 'authors' not in _sharetab.entry_of(req).format()
+    assert _sharetab.request_of('ct-a', _sharetab.entry_of(req))['show_authors'] is False
 
 
 def test_default_acl_gives_the_group_rwx():
