@@ -35,6 +35,7 @@ OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOVE_MOUNT_T_EMPTY_PATH = 0x40
+MOVE_MOUNT_BENEATH = 0x200
 MS_REC = 0x4000
 MS_SHARED = 1 << 20
 MS_PRIVATE = 1 << 18
@@ -123,9 +124,13 @@ def mount_setattr(fd, attr_set, userns_fd=0, attr_clr=0, what=None, propagation=
     return _check(ret, 'mount_setattr', what)
 
 
-def move_mount(fd, target, target_dirfd=AT_FDCWD):
-    """Attach the mount behind fd at target (or at target_dirfd itself when target is '')."""
+def move_mount(fd, target, target_dirfd=AT_FDCWD, beneath=False):
+    """Attach the mount behind fd at target (or at target_dirfd itself when target is '').
+
+    beneath: put it under the mount on top of target (Linux 6.5+), which stays where it is until it is unmounted.
+    """
     flags = MOVE_MOUNT_F_EMPTY_PATH | (MOVE_MOUNT_T_EMPTY_PATH if target == '' else 0)
+    flags |= MOVE_MOUNT_BENEATH if beneath else 0
     ret = libc().syscall(_NR['move_mount'], ctypes.c_int(fd), ctypes.c_char_p(b''), ctypes.c_int(target_dirfd),
                          ctypes.c_char_p(_b(target)), ctypes.c_uint(flags))
     return _check(ret, 'move_mount', target or '<fd %d>' % target_dirfd)

@@ -54,6 +54,7 @@ import os
 import posixpath
 import select
 import signal
+import stat
 import time
 
 from ansible_collections.lxcex.share.plugins.module_utils import _kernel
@@ -384,6 +385,76 @@ def _attach_at(root_fd, tree_fd, dest, owner):
     return _kernel.statx_mount('', dirfd=tree_fd)[0], created
 
 
+def _replace_at(root_fd, tree_fd, dest, owner):
+    """Put the mount behind tree_fd at dest in place of the mount there, so that dest never shows the bare
+    directory; returns (mount id, directories created, how).
+
+    Linux 6.5+: the new mount goes beneath the old one (move_mount MOVE_MOUNT_BENEATH), then the old one is
+    detached: every access at dest reaches one share or the other, both of the same source.  Older kernels
+    (or where the kernel refuses that): the old one is detached and the new one attached right after, while
+    the bare directory under them is closed (mode 0, reached through a clone of its parent's mount), so that
+    a container user's write in between fails (EACCES) instead of landing, hidden, in the container's own
+    directory; container root's own writes are not stopped by that (see README, Known limits).
+    """
+    fd, resolved, created = walk(root_fd, dest, 'dest')
+    try:
+        st, root = os.fstat(fd), os.fstat(root_fd)
+        if resolved == '/' or (st.st_dev, st.st_ino) == (root.st_dev, root.st_ino):
+            raise ResolveError('dest %s leads to the container\'s root directory /; refusing to cover it'
+                               % shown(dest))
+        top, is_root, dummy = _kernel.statx_mount('', dirfd=fd, unique=False)
+        if is_root and _kernel.at_least(6, 5):
+            try:
+                _kernel.move_mount(tree_fd, '', target_dirfd=fd, beneath=True)
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.EPERM):
+                    raise
+            else:
+                if not _umount_id(root_fd, resolved, top):
+                    raise ResolveError('the mount at dest %s changed while the share was put beneath it; the '
+                                       'next run repairs it' % shown(dest))
+                return _kernel.statx_mount('', dirfd=tree_fd)[0], created, 'beneath'
+    finally:
+        os.close(fd)
+    guard = _close_bare(root_fd, resolved)
+    try:
+        _umount_at(root_fd, resolved)
+        mnt_id, created = _attach_at(root_fd, tree_fd, resolved, owner)
+    finally:
+        if guard is not None:
+            try:
+                os.fchmod(guard[0], guard[1])
+            except OSError:
+                pass
+            os.close(guard[0])
+    return mnt_id, created, 'guarded' if guard is not None else 'unmount, attach'
+
+
+def _close_bare(root_fd, resolved):
+    """(fd, mode) of the directory under the mount at resolved, made mode 0 until the caller puts mode back;
+    None when it cannot be reached or changed."""
+    try:
+        parent_fd, dummy, dummy2 = walk(root_fd, posixpath.dirname(resolved), 'dest parent')
+    except ResolveError:
+        return None
+    clone = bare = None
+    try:
+        # A clone of the parent's mount without the mounts below it: there, dest is the bare directory.
+        clone = _kernel.open_tree('', dirfd=parent_fd)
+        bare = os.open(posixpath.basename(resolved), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                       dir_fd=clone)
+        mode = stat.S_IMODE(os.fstat(bare).st_mode)
+        os.fchmod(bare, 0)
+        guard, bare = (bare, mode), None
+        return guard
+    except OSError:
+        return None
+    finally:
+        for x in (bare, clone, parent_fd):
+            if x is not None:
+                os.close(x)
+
+
 def _enter(userns_fd, mntns_fd, thunks_dir, thunks):  # pragma: no cover - runs in the forked child
     """Join the container as its root; return {thunk: detached clone fd}.
 
@@ -428,7 +499,9 @@ def _child(userns_fd, mntns_fd, thunks_dir, ops):  # pragma: no cover - runs in 
             if op[0] == 'attach':
                 dummy, thunk, dest, owner, replace = op
                 if replace:
-                    _umount_at(root_fd, dest)
+                    mnt_id, created, how = _replace_at(root_fd, trees[thunk], dest, owner)
+                    results.append([0, None, mnt_id, created, how])
+                    continue
                 mnt_id, created = _attach_at(root_fd, trees[thunk], dest, owner)
                 results.append([0, None, mnt_id, created])
                 continue

@@ -434,6 +434,7 @@ class Engine(object):
         # The record first: a share whose sharetab line cannot be written (a full filesystem) is not made live,
         # and the line of a share that then fails live is put back as it was.
         persist = [s for s in group if s.persist and not results[id(s)].get('failed')]
+        existed = os.path.lexists(os.path.join(container.directory, SHARETAB))
         try:
             old = self._apply_sharetab(container, persist, results)
         except (OSError, ShareError) as e:
@@ -458,7 +459,7 @@ class Engine(object):
         undo = dict((s.dest, old[s.dest]) for s in persist if results[id(s)].get('failed') and s.dest in old)
         if undo and not self.check_mode:
             try:
-                _sharetab.update(os.path.join(container.directory, SHARETAB), undo)
+                _sharetab.update(os.path.join(container.directory, SHARETAB), undo, drop_empty=not existed)
             except (OSError, ShareError) as e:
                 for share in persist:
                     if share.dest in undo:
@@ -907,6 +908,8 @@ class Engine(object):
                 source = self._source_of(share)
                 # Directories made for the share: those of this attach, or of the one it replaced.
                 created = answer[3] if len(answer) > 3 and answer[3] else share.created
+                if len(answer) > 4:
+                    results[id(share)]['replaced'] = answer[4]
                 self.state.save({'path': self.live_key(share), 'mount_id': mnt_id, 'src': share.src,
                                  'idmap': share.idmap.to_dict(), 'readonly': share.readonly,
                                  'thunk_mount_id': self._thunk_mount_id(share), 'created': created,

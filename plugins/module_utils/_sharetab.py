@@ -269,10 +269,12 @@ def plan(text, changes):
     return ''.join(out), result
 
 
-def update(path, changes, check_mode=False):
+def update(path, changes, check_mode=False, drop_empty=False):
     """Apply {dest: Entry or None} to the sharetab at path under a lock.
 
     Returns (changed, {dest: (old, new)}).  Writes nothing in check mode.
+    With drop_empty, a sharetab left with no text is removed (an undo that
+    puts back a file this run created).
     """
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
@@ -284,6 +286,9 @@ def update(path, changes, check_mode=False):
     with DirLock(directory):
         text = read(path)
         new, result = plan(text, changes)
+        if drop_empty and not new and os.path.isfile(path):
+            os.unlink(path)
+            return bool(text), result
         if new != text:
             mode = 0o644
             try:

@@ -375,6 +375,16 @@ covered:
   returned: when O(dest) was a non-empty directory
   type: int
   sample: 3
+replaced:
+  description:
+    - How a live mount was changed (read-only, set-uid, idmap) without showing the bare O(dest) in between.
+      V(beneath):\ the new mount went beneath the old one, which was then detached (Linux 6.5+). V(guarded):\ the
+      old one was detached and the new one attached right after, while the bare directory was closed (mode 0), so
+      that a container user's write in between fails instead of landing, hidden, under the share (older kernels).
+      V(unmount, attach):\ the same without the guard, where the bare directory could not be reached.
+  returned: when a live mount was replaced
+  type: str
+  sample: beneath
 released_thunks:
   description:
     - Thunks of containers that are not running (left by a stop that ran no post-stop hook, for example of a

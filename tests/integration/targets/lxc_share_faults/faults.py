@@ -9,7 +9,8 @@ that stacked its thunks (the host's mount table was read before the container
 lock was taken); the hook program's code deleted before a container start;
 text from a container that was printed raw or ended a listing in a traceback;
 install paths a non-root user controls (host root ran that user's code); a full
-filesystem under a sharetab (a traceback, and the share left live without its line).  Prints
+filesystem under a sharetab (a traceback, and the share left live without its line); the thunks
+tmpfs out of inodes (a traceback).  Prints
 'N passed, M failed, K skipped'; the sources' checksums are compared at the end.
 """
 
@@ -21,6 +22,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lxcex_harness'))
 from harness import PY, Lab, expect, scenario, sh  # noqa: E402  pylint: disable=wrong-import-position
@@ -58,28 +60,34 @@ def removal_leaves_no_directory():
 
 @scenario('the same 20-share batch run twice at once: one thunk per path, one live mount per dest')
 def overlapping_batches():
+    # Two runs of one batch at once, repeated (bounded in time) so that their preparations overlap in some round.
     shares = [dict(src=WORK + '/src', container=LAB.name('a'), user='alice', dest='/home/alice/batch/%02d' % i)
               for i in range(20)]
-    out = {}
+    start = time.time()
+    rounds = 0
+    while rounds < 6 or (rounds < 12 and time.time() - start < 60):
+        rounds += 1
+        out = {}
 
-    def run(n):
-        out[n] = LAB.share(shares=shares)
-    threads = [threading.Thread(target=run, args=(n,)) for n in (1, 2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for n in (1, 2):
-        expect(not out[n].get('failed'), 'run %d' % n, out[n].get('msg'))
-    expect(bool(out[1].get('changed')) != bool(out[2].get('changed')) or out[1].get('changed'),
-           'one of them did the work', out[1].get('changed'), out[2].get('changed'))
-    points = LAB.host_thunks('a')
-    expect(len(points) == 20 and len(set(points)) == 20, 'one thunk mount on each of 20 paths (%d mounts on %d paths)'
-           % (len(points), len(set(points))), sorted(points))
-    lines = [l for l in LAB.mounts_in('a') if ' /home/alice/batch/' in l]
-    expect(len(lines) == 20, 'one live mount per dest in the container (%d)' % len(lines))
-    r = LAB.share(shares=[dict(s, state='absent') for s in shares])
-    expect(not r.get('failed') and not LAB.host_thunks('a'), 'removed, no thunk left', r.get('msg'), LAB.host_thunks('a'))
+        def run(n):
+            out[n] = LAB.share(shares=shares)
+        threads = [threading.Thread(target=run, args=(n,)) for n in (1, 2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for n in (1, 2):
+            expect(not out[n].get('failed'), 'round %d, run %d' % (rounds, n), out[n].get('msg'))
+        expect(out[1].get('changed') or out[2].get('changed'), 'round %d: one of them did the work' % rounds)
+        points = LAB.host_thunks('a')
+        expect(len(points) == 20 and len(set(points)) == 20, 'round %d: one thunk mount on each of 20 paths '
+               '(%d mounts on %d paths)' % (rounds, len(points), len(set(points))), sorted(points))
+        lines = [l for l in LAB.mounts_in('a') if ' /home/alice/batch/' in l]
+        expect(len(lines) == 20, 'round %d: one live mount per dest in the container (%d)' % (rounds, len(lines)))
+        r = LAB.share(shares=[dict(s, state='absent') for s in shares])
+        expect(not r.get('failed') and not LAB.host_thunks('a'), 'round %d: removed, no thunk left' % rounds,
+               r.get('msg'), LAB.host_thunks('a'))
+    print('%d rounds in %.1f s' % (rounds, time.time() - start))
 
 
 @scenario('the installed code zip deleted: the container starts, the failure is logged; reinstalled, the share is back')
@@ -226,6 +234,36 @@ def sharetab_disk_full():
         os.rmdir(keep)
 
 
+@scenario('the thunks tmpfs out of inodes: the share fails with the reason, nothing made, no traceback')
+def thunks_out_of_inodes():
+    thunks = WORK + '/ithunks'
+    os.makedirs(thunks)
+    tab = '%s/%s/sharetab' % (LAB.lxcpath, LAB.name('a'))
+    saved = open(tab, 'rb').read() if os.path.exists(tab) else None
+    before = sorted(os.listdir(LAB.root('a') + '/home/alice'))
+    try:
+        # A thunks tmpfs of ours (its source name) with room for its root and N-1 more inodes: none for the
+        # container's directory (1), none for the thunk's own directory (2).
+        for inodes in (1, 2):
+            sh('mount -t tmpfs -o nr_inodes=%d,mode=0711,size=1m lxcex-share-thunks %s' % (inodes, thunks))
+            try:
+                r = LAB.share(src=WORK + '/src', container=LAB.name('a'), user='alice', dest='/home/alice/inodes',
+                              thunks_dir=thunks)
+                msg = r.get('msg') or ''
+                expect(r.get('failed') and 'No space left' in msg and thunks in msg and 'Traceback' not in msg,
+                       'nr_inodes=%d: a clear failure naming the thunks directory and the reason' % inodes, msg)
+                expect(not [l for l in LAB.mounts_in('a') if ' /home/alice/inodes ' in l], 'not live')
+                with open('/proc/self/mountinfo') as f:
+                    below = [l.split()[4] for l in f if l.split()[4].startswith(thunks + '/')]
+                expect(not below, 'no thunk mounted', below)
+                expect(sorted(os.listdir(LAB.root('a') + '/home/alice')) == before, 'no directory in the container')
+                expect((open(tab, 'rb').read() if os.path.exists(tab) else None) == saved, 'the sharetab as it was')
+            finally:
+                sh('umount %s' % thunks, check=False)
+    finally:
+        os.rmdir(thunks)
+
+
 if __name__ == '__main__':
     sys.exit(LAB.run(setup, [removal_leaves_no_directory, overlapping_batches, code_zip_deleted, container_text,
-                             install_paths, sharetab_disk_full], roots))
+                             install_paths, sharetab_disk_full, thunks_out_of_inodes], roots))

@@ -13,7 +13,9 @@ statmount from 6.8, else the records); what users see and where their writes
 land; idmapped,nosuid,nodev live mounts; the pre-flight (ramfs never, tmpfs
 before 6.3) naming the kernel; the post-stop and start hooks around a
 simulated reboot; the records under /run lost (the idmap read back from the
-kernel from 6.15); removal from the running containers.  Prints
+kernel from 6.15); a live change while a user writes (the new mount beneath the
+old one from 6.5, else the bare directory closed in between): no file hidden,
+no write lost; removal from the running containers.  Prints
 'N passed, M failed, K skipped'.
 """
 
@@ -23,7 +25,9 @@ import glob
 import json
 import os
 import re
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lxcex_harness'))
 from harness import Lab, expect, log, scenario, sh  # noqa: E402  pylint: disable=wrong-import-position
@@ -31,6 +35,7 @@ from harness import Lab, expect, log, scenario, sh  # noqa: E402  pylint: disabl
 RELEASE = os.environ.get('LXCEX_SHARE_KERNEL_AS') or os.uname()[2]  # forced in tests of the fallbacks
 VERSION = tuple(int(x) for x in re.match(r'(\d+)\.(\d+)', RELEASE).groups())
 TMPFS_IDMAP = VERSION >= (6, 3)
+BENEATH = VERSION >= (6, 5)
 IDMAP_READBACK = VERSION >= (6, 15)
 LAB = Lab('lxcex-kern', [('a', 'alice'), ('b', 'bob')], 580000000)
 WORK = LAB.work
@@ -203,6 +208,85 @@ def records_lost():
     all_live()
 
 
+WRITER = """i=0; while [ ! -e /home/alice/stop-writer ]; do i=$((i+1));
+if { echo $i > /home/alice/live/w$i; } 2>/home/alice/writer.err; then echo "ok $i"; else echo "fail $i $(cat /home/alice/writer.err)"; fi;
+done > /home/alice/writer.log"""
+
+
+def write_through(changes):
+    """alice writes files in a loop at /home/alice/live while each of changes (lxc_share arguments) is applied;
+    returns (files written, [failed writes], [how each change was made], [written files not in the source])."""
+    home = LAB.root('a') + '/home/alice'
+    for name in ('stop-writer', 'writer.log'):
+        if os.path.exists(os.path.join(home, name)):
+            os.unlink(os.path.join(home, name))
+    cmd = ['lxc-attach', '-P', LAB.lxcpath, '--clear-env', '-u', '1000', '-g', '100', '-n', LAB.name('a'), '--',
+           'sh', '-c', WRITER]
+    writer = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    hows = []
+    try:
+        time.sleep(0.5)
+        for args in changes:
+            r = LAB.share(**args)
+            expect(not r.get('failed') and r.get('changed'), 'the live change %s' % args, r.get('msg'))
+            hows.append(r.get('replaced') or (r.get('results') or [{}])[0].get('replaced'))
+            time.sleep(0.2)
+    finally:
+        with open(os.path.join(home, 'stop-writer'), 'w'):
+            pass
+        try:
+            writer.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            writer.kill()
+    with open(os.path.join(home, 'writer.log')) as f:
+        lines = f.read().splitlines()
+    ok = [l.split()[1] for l in lines if l.startswith('ok ')]
+    failed = [l for l in lines if l.startswith('fail ')]
+    lost = []
+    for n in ok:
+        try:
+            with open('%s/live/w%s' % (WORK, n)) as f:
+                if f.read().strip() != n:
+                    lost.append('w' + n)
+        except OSError:
+            lost.append('w' + n)
+    return len(ok), failed, hows, lost
+
+
+@scenario('a live change while a user writes (read-only, then set-uid, on and off 10 times each): no file hidden '
+          'under the share, no write lost; from 6.5 the new mount goes beneath the old one')
+def live_change():
+    sh('mkdir -p %s/live && chown 7000:7000 %s/live' % (WORK, WORK))
+    base = dict(src=WORK + '/live', container=LAB.name('a'), user='alice', dest='/home/alice/live')
+    r = LAB.share(**base)
+    expect(not r.get('failed'), 'the share', r.get('msg'))
+    want = 'beneath' if BENEATH else 'guarded'
+    ok1, failed1, hows1, lost1 = write_through([dict(base, readonly=(n % 2 == 0)) for n in range(10)])
+    log('read-only on and off 10 times: %d files written, %d writes refused (%s)' % (ok1, len(failed1), hows1[0]))
+    # set-uid on and off: a new mount each time, and every write stays allowed.
+    ok2, failed2, hows2, lost2 = write_through([dict(base, allow_setuid=(n % 2 == 0)) for n in range(10)])
+    log('set-uid on and off 10 times: %d files written, %d writes refused (%s)' % (ok2, len(failed2), hows2[0]))
+    r = LAB.share(state='absent', container=LAB.name('a'), dest='/home/alice/live')
+    expect(not r.get('failed') and r.get('changed'), 'removal', r.get('msg'))
+    rc, out = LAB.attach('a', 'ls -A /home/alice/live 2>/dev/null | wc -l')
+    expect(out.split() == ['0'], 'no file hidden under the share in the container\'s own directory', out)
+    expect(not lost1 and not lost2, 'no write lost: every write the writer saw succeed is in the source',
+           '%d missing, as %s' % (len(lost1 + lost2), (lost1 + lost2)[:5]))
+    expect(ok1 > 0 and ok2 > 0, 'the writer wrote', ok1, ok2)
+    expect(all('Read-only' in l or 'denied' in l for l in failed1), 'refused only while read-only (or, before 6.5, '
+           'permission denied while the mount was swapped)', failed1[:5])
+    if BENEATH:
+        expect(not failed2, 'no write refused: dest never showed anything but the share', failed2[:5])
+    else:
+        expect(all('denied' in l for l in failed2), 'a write between the two mounts is refused, not hidden',
+               failed2[:5])
+    expect(all(h == want for h in hows1 + hows2), 'every change made %s' % want, hows1 + hows2)
+    for name in ('stop-writer', 'writer.log', 'writer.err'):
+        path = os.path.join(LAB.root('a'), 'home/alice', name)
+        if os.path.exists(path):
+            os.unlink(path)
+
+
 @scenario('removal: the role with lxcex_share_state=absent takes every share away from the running containers')
 def removal():
     changed, out = role(lxcex_share_state='absent')
@@ -216,4 +300,4 @@ def removal():
 
 
 if __name__ == '__main__':
-    sys.exit(LAB.run(setup, [converge, users_see, preflight, reboot, records_lost, removal], roots))
+    sys.exit(LAB.run(setup, [converge, users_see, preflight, reboot, records_lost, live_change, removal], roots))

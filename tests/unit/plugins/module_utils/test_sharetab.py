@@ -91,6 +91,18 @@ def test_update_writes_atomically(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['sharetab']
 
 
+def test_undo_of_a_new_sharetab_removes_it(tmp_path):
+    path = str(tmp_path / 'sharetab')
+    entry = _sharetab.Entry('/srv/a', 'bob', '/home/bob/a', {'managed': None})
+    _sharetab.update(path, {'/home/bob/a': entry})
+    assert _sharetab.update(path, {'/home/bob/a': None}, drop_empty=True)[0]
+    assert not (tmp_path / 'sharetab').exists()
+    (tmp_path / 'sharetab').write_text('# mine\n')
+    _sharetab.update(path, {'/home/bob/a': entry})
+    _sharetab.update(path, {'/home/bob/a': None}, drop_empty=True)
+    assert (tmp_path / 'sharetab').read_text() == '# mine\n'
+
+
 @pytest.mark.parametrize('request_', [
     {'src': '/srv/a b', 'user': 'bob', 'dest': '/home/bob/a/'},
     {'src': '/srv/a', 'user': 1000, 'dest': '/d', 'readonly': True, 'group': 'staff', 'src_uid': 7000,
