@@ -5,6 +5,11 @@
 
     python scripts/kernels.py COLLECTION_DIR [--kernels bookworm,trixie] [--targets a,b] [--timeout S]
 
+The Debian 13 guest is a real Debian 13 host with its own userland
+(scripts/debian13.py: the role over SSH, a restart, a real reboot, then the
+targets inside); what follows describes the Debian 12 guest, whose userland
+is this machine's (Debian 12).
+
 For each suite: the current kernel package of that Debian release
 (linux-image-amd64's dependency) is downloaded with an apt configuration of
 our own (the machine's sources stay untouched) and cached under
@@ -43,6 +48,8 @@ MODULES = ('virtio', 'virtio_ring', 'virtio_pci_modern_dev', 'virtio_pci_legacy_
            'netfs', 'fscache', '9pnet', '9pnet_virtio', '9p', 'overlay', 'crc16', 'crc32c_generic', 'libcrc32c',
            'mbcache', 'jbd2', 'ext4')
 MARK = 'LXCEX-GUEST'
+# Suites whose guest boots their own userland as a real host (scripts/debian13.py), not this machine's.
+USERLAND = {'trixie': ', its own userland'}
 
 
 def sh(cmd, **kw):
@@ -105,13 +112,15 @@ def kernel(suite):
     raise RuntimeError('%s: no modules directory for %s in %s' % (suite, release, root))
 
 
-INIT = r'''#!/bin/busybox sh
+# The start of every guest's /init: busybox, the kernel filesystems, the modules.
+INIT_HEAD = r'''#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 for m in $(cat /modules.list); do insmod /mods/$m.ko 2>/dev/null; done
-mkdir -p /host /upper /newroot
+'''
+INIT = INIT_HEAD + r'''mkdir -p /host /upper /newroot
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /host || { echo "LXCEX-GUEST no 9p"; echo o > /proc/sysrq-trigger; }
 mount -t tmpfs -o size=2g upper /upper
 mkdir -p /upper/u /upper/w
@@ -148,6 +157,7 @@ echo "%(mark)s kernel $(uname -r)"
 cd %(coll)s
 # Emulation makes every process start dear: modules are piped to their Python, not copied and run from files.
 export ANSIBLE_PIPELINING=True ANSIBLE_COLLECTIONS_PATH=%(collections)s ANSIBLE_TEST_PYTHON_INTERPRETER=$(command -v python)
+export LXCEX_LIVE_CHANGES=2
 for t in %(targets)s; do
   echo "%(mark)s start $t"
   start=$(date +%%s)
@@ -181,8 +191,8 @@ def kept_var_tmp(paths):
     return out
 
 
-def initramfs(modules_dir, run, guest_text):
-    """The initramfs for a kernel: busybox, its modules, /init and the guest script."""
+def initramfs(modules_dir, run, guest_text, init=INIT):
+    """The initramfs for a kernel: busybox, its modules, /init and the guest script (none: None)."""
     path = os.path.join(run, 'initrd.cpio')
     work = tempfile.mkdtemp(dir=CACHE)
     try:
@@ -208,10 +218,11 @@ def initramfs(modules_dir, run, guest_text):
         with open(work + '/modules.list', 'w') as f:
             f.write('\n'.join(loaded) + '\n')
         with open(work + '/init', 'w') as f:
-            f.write(INIT)
+            f.write(init)
         os.chmod(work + '/init', 0o755)
-        with open(work + '/guest.sh', 'w') as f:
-            f.write(guest_text)
+        if guest_text is not None:
+            with open(work + '/guest.sh', 'w') as f:
+                f.write(guest_text)
         sh('cd %s && find . | cpio -o -H newc --quiet > %s' % (shlex.quote(work), shlex.quote(path)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -303,17 +314,22 @@ def tally(targets, results):
             p, f, k = p + c[0], f + c[1] + (1 if rc and not c[1] else 0), k + c[2]
         elif rc == 0:
             p += 1
+        elif rc is None:  # a step that did not run
+            k += 1
         else:
             f += 1
     return p, f, k
 
 
 def main():
+    sys.modules.setdefault('kernels', sys.modules[__name__])  # debian13 imports this module: the same one
+    import debian13  # pylint: disable=import-outside-toplevel
     p = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     p.add_argument('collection')
     p.add_argument('--kernels', default='bookworm,trixie')
     p.add_argument('--targets', default='lxc_share_kernel')
     p.add_argument('--timeout', type=int, default=1500, help='seconds per guest')
+    p.add_argument('--prepare', action='store_true', help='only fetch the kernels and make the userland, run nothing')
     args = p.parse_args()
     os.makedirs(CACHE, exist_ok=True)
     os.chmod(CACHE, 0o755)
@@ -321,16 +337,31 @@ def main():
     targets = args.targets.split(',')
     suites = args.kernels.split(',')
     for suite in suites:  # downloads, one after the other, before the guests start side by side
+        t0 = time.monotonic()
         kernel(suite)
+        if suite in USERLAND:
+            debian13.rootfs()
+        if args.prepare:
+            print('%s: kernel%s ready in %.0f s' % (suite, ' and userland' if suite in USERLAND else '',
+                                                    time.monotonic() - t0))
+    if args.prepare:
+        return 0
     outcome = {}
 
     def one(suite):
         try:
-            outcome[suite] = run_guest(suite, os.path.abspath(args.collection), targets, args.timeout, pyver)
+            if suite in USERLAND:  # the suite's own userland, a real host: its steps, then the targets inside
+                ok, release, steps = debian13.run(os.path.abspath(args.collection), args.timeout, targets)
+                outcome[suite] = (ok, release, debian13.results(steps), [s[0] for s in steps])
+            else:
+                outcome[suite] = run_guest(suite, os.path.abspath(args.collection), targets, args.timeout, pyver) + (
+                    targets,)
         except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
             out = getattr(e, 'stdout', b'') or b''
-            say('=== %s: cannot run: %s %s' % (suite, e, out.decode('utf-8', 'replace')[-2000:]))
-            outcome[suite] = (False, '?', {})
+            if isinstance(out, bytes):
+                out = out.decode('utf-8', 'replace')
+            say('=== %s: cannot run: %s %s' % (suite, e, out[-2000:]))
+            outcome[suite] = (False, '?', {}, targets)
     threads = [threading.Thread(target=one, args=(suite,)) for suite in suites]
     for t in threads:
         t.start()
@@ -338,11 +369,11 @@ def main():
         t.join()
     summary, total = [], [0, 0, 0]
     for suite in suites:
-        ok, release, results = outcome[suite]
-        counts = tally(targets, results)
+        ok, release, results, names = outcome[suite]
+        counts = tally(names, results)
         total = [a + b for a, b in zip(total, counts)]
-        summary.append('%s (%s): %s' % (SUITES.get(suite, suite), release, ', '.join(
-            '%s %s' % (t, 'passed' if results.get(t, (1,))[0] == 0 else 'FAILED') for t in targets)))
+        summary.append('%s (%s%s): %s' % (SUITES.get(suite, suite), release, USERLAND.get(suite, ''), ', '.join(
+            '%s %s' % (t, {0: 'passed', None: 'not run'}.get(results.get(t, (1,))[0], 'FAILED')) for t in names)))
     all_ok = all(outcome[s][0] for s in suites)
     print('kernels: ' + '; '.join(summary))
     print('%d passed, %d failed, %d skipped' % (total[0], total[1] + (0 if all_ok or total[1] else 1), total[2]))

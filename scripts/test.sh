@@ -181,22 +181,38 @@ integration_step() {  # every target (each one after a failure too); lxc_share_k
   return $rc
 }
 
-kernels_step() {
+kernels_need() {  # what the guests need on this machine: qemu, the initramfs tools, debootstrap, ssh, depmod
   local need=() pkg
-  for pkg in qemu-system-x86 cpio xz-utils zstd; do
+  for pkg in qemu-system-x86 cpio xz-utils zstd debootstrap openssh-client e2fsprogs kmod; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then
     echo "kernels: installing ${need[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null || return 1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 \
+      "${need[@]}" >/dev/null || return 1
   fi
+}
+kernels_prepare() {  # the packages, the kernels and the Debian 13 userland, fetched while the first steps run
+  local t0=$SECONDS
+  kernels_need && python "$LXCEX_ROOT/scripts/kernels.py" "$coll" --prepare ${LXCEX_KERNELS:+--kernels "$LXCEX_KERNELS"}
+  local rc=$?
+  echo "kernels: prepared in the background in $((SECONDS - t0)) s (rc=$rc)"
+  return $rc
+}
+kernels_step() {
+  if [ -n "${kernels_pid:-}" ]; then  # polled: a step runs in a subshell, the job is not its child
+    while kill -0 "$kernels_pid" 2>/dev/null; do sleep 2; done
+    cat "$logs/kernels-prepare.log"
+  fi
+  kernels_need || return 1
   python "$LXCEX_ROOT/scripts/kernels.py" "$coll" ${LXCEX_KERNELS:+--kernels "$LXCEX_KERNELS"} \
     ${LXCEX_KERNEL_TARGETS:+--targets "$LXCEX_KERNEL_TARGETS"}
 }
 
-# The matrix venvs download while the first steps run.
+# The matrix venvs, the kernels and the Debian 13 userland download while the first steps run.
 for step in "${steps[@]}"; do
   if [ "$step" = matrix ]; then matrix_venvs > "$logs/matrix-venvs.log" 2>&1 & matrix_pid=$!; fi
+  if [ "$step" = kernels ]; then kernels_prepare > "$logs/kernels-prepare.log" 2>&1 & kernels_pid=$!; fi
 done
 
 hermetic_setup() { python "$LXCEX_ROOT/scripts/hermetic.py" setup "$resident"; }

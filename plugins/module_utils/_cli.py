@@ -35,6 +35,7 @@ import sys
 import syslog
 import time
 
+from ansible_collections.lxcex.share.plugins.module_utils import _apparmor
 from ansible_collections.lxcex.share.plugins.module_utils import _info
 from ansible_collections.lxcex.share.plugins.module_utils import _kernel
 from ansible_collections.lxcex.share.plugins.module_utils import _requirements
@@ -249,6 +250,14 @@ def hook(opts, env, out):
         return 2
     if hook_type not in ('start-host', 'post-stop'):
         return 0
+    try:
+        left = _apparmor.leave_lxc_start()
+        if left:
+            out.info('left the AppArmor profile %s that lxc-start runs its hooks under: its mount rules refuse moving '
+                     'a share into the container' % left, quiet_in_hook=True)
+    except OSError as e:
+        out.error('cannot leave the AppArmor profile of lxc-start (%s): its mount rules may refuse the shares'
+                  % e.strerror)
     # The start-host of a new instance and the post-stop of the old one, which
     # LXC may run at the same time, take turns on the container's lock.  The
     # work runs in a child under a deadline: whatever a container (or a huge

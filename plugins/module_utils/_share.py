@@ -980,10 +980,4 @@ def _fail(res, msg):
     res['msg'] = msg
 
 
-def apply_one(engine, params):
-    """Validate and apply a single share; return its result."""
-    share = engine.prepare(params)
-    return engine.apply([share])[0]
-
-
-__all__ = ['Engine', 'ContainerStopped', 'thunk_name', 'apply_one']
+__all__ = ['Engine', 'ContainerStopped', 'thunk_name']
