@@ -7,7 +7,7 @@
 
 The guest boots Debian 13's kernel and Debian 13's own userland: a debootstrap
 of trixie (cached under /var/tmp/lxcex-kernels, made again when the package
-list changes) with its LXC 6.0, Python 3.13, ansible-core, systemd as init and
+list changes or after 30 days) with its LXC 6.0, Python 3.13, ansible-core, systemd as init and
 AppArmor on as Debian boots it.  Each run makes a fresh ext4 disk of it with a
 non-root user ``lxcex`` (sudo, a key made for this run) and sshd on a loopback
 port forward.  This machine is the controller, as for a fleet's hosts:
@@ -55,6 +55,7 @@ NAME = 'Debian 13'
 PACKAGES = ('systemd-sysv', 'udev', 'lxc', 'apparmor', 'python3', 'openssh-server', 'sudo', 'busybox-static', 'uidmap',
             'iproute2', 'kmod', 'ca-certificates', 'ansible-core', 'python3-cffi-backend')
 MIRROR = 'http://deb.debian.org/debian'
+MAX_AGE = 30 * 86400  # the cached userland is made again after this, with the point release's updates
 # Mounts the real root read-write and hands over to systemd.
 INIT = kernels.INIT_HEAD + r'''mkdir -p /newroot
 mount -t ext4 -o rw /dev/vda /newroot || { echo "LXCEX-GUEST no root disk"; echo o > /proc/sysrq-trigger; }
@@ -98,7 +99,8 @@ def rootfs():
     """The cached debootstrap of trixie with PACKAGES (made once per package list)."""
     key = hashlib.sha256(('1 %s %s' % (MIRROR, ','.join(PACKAGES))).encode()).hexdigest()[:12]
     root = os.path.join(kernels.CACHE, 'trixie-userland-' + key)
-    if os.path.exists(os.path.join(root, '.lxcex-complete')):
+    stamp = os.path.join(root, '.lxcex-complete')
+    if os.path.exists(stamp) and time.time() - os.path.getmtime(stamp) < MAX_AGE:
         return root
     part = root + '.part'
     if os.path.isdir(part):
@@ -110,6 +112,8 @@ def rootfs():
             os.unlink(os.path.join(part, 'var/cache/apt/archives', deb))
     with open(os.path.join(part, '.lxcex-complete'), 'w') as f:
         f.write('debootstrap of %s with %s\n' % (SUITE, ','.join(PACKAGES)))
+    if os.path.isdir(root):  # older than MAX_AGE: the new one takes its place
+        sh(['rm', '-rf', '--one-file-system', root])
     os.rename(part, root)
     kernels.say('  %s: userland made with debootstrap in %.0f s (cached in %s)' % (NAME, time.monotonic() - t0, root))
     return root

@@ -30,7 +30,7 @@ from ansible_collections.lxcex.share.plugins.module_utils import _kernel
 from ansible_collections.lxcex.share.plugins.module_utils import _lxcconf
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath
-from ansible_collections.lxcex.share.plugins.module_utils._share import Engine
+from ansible_collections.lxcex.share.plugins.module_utils._share import Engine, host_spec
 from ansible_collections.lxcex.share.plugins.module_utils._validate import check_text, check_thunks_size
 
 DEFAULT_DEADLINE = _lxcconf.DEFAULT_DEADLINE
@@ -45,9 +45,6 @@ SPEC = dict(
     strict=dict(type='bool', default=False),
     backend=dict(type='str', choices=['native', 'mount-idmapped'], default='native'),
     mount_idmapped=dict(type='path'),
-    lxcpath=dict(type='path', aliases=['lxc_path']),
-    thunks_dir=dict(type='path', default='/mnt/share-thunks'),
-    thunks_size=dict(type='str', default='1M'),
     deadline=dict(type='float', default=DEFAULT_DEADLINE),
     log_file=dict(type='path', default=_lxcconf.DEFAULT_LOG_FILE),
     takeover=dict(type='bool', default=True),
@@ -56,6 +53,7 @@ SPEC = dict(
     code_dir=dict(type='path', default='/usr/local/lib/lxcex-share'),
     python=dict(type='path', default='/usr/bin/python3'),
     host_config=dict(type='path', default='/etc/lxcex-share.conf'),
+    **host_spec()
 )
 SHARED = ('containers', 'lxcpath', 'thunks_dir', 'thunks_size', 'backend', 'mount_idmapped')
 

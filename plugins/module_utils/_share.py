@@ -49,6 +49,7 @@ from ansible_collections.lxcex.share.plugins.module_utils._validate import (
 
 DEFAULT_THUNKS_DIR = '/mnt/share-thunks'
 DEFAULT_THUNKS_SIZE = '1M'
+
 THUNKS_SOURCE = 'lxcex-share-thunks'  # the source name of our thunks tmpfs in the mount table
 SHARETAB = 'sharetab'
 
@@ -99,6 +100,13 @@ def _raise_fd_limit():
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ValueError, OSError):
         pass
+
+
+def host_spec():
+    """The options of a host that every module shares (documented once: the lxcex.share.host fragment)."""
+    return dict(lxcpath=dict(type='path', aliases=['lxc_path']),
+                thunks_dir=dict(type='path', default=DEFAULT_THUNKS_DIR),
+                thunks_size=dict(type='str', default=DEFAULT_THUNKS_SIZE))
 
 
 class Share(object):
@@ -980,4 +988,4 @@ def _fail(res, msg):
     res['msg'] = msg
 
 
-__all__ = ['Engine', 'ContainerStopped', 'thunk_name']
+__all__ = ['Engine', 'ContainerStopped', 'thunk_name', 'host_spec']

@@ -141,22 +141,6 @@ options:
     description: Path of the C(mount-idmapped) program with O(backend=mount-idmapped); searched in E(PATH) and
       C(/usr/local/bin) when not given.
     type: path
-  lxcpath:
-    description: Where the containers live. Defaults to C(lxc-config lxc.lxcpath), else C(/var/lib/lxc).
-    type: path
-    aliases: [lxc_path]
-  thunks_dir:
-    description:
-      - The tmpfs holding the thunks; mounted (rshared, mode 0711) when missing. Each container's thunks are in a
-        directory of mode 0700 owned by the container's root, so no other host user can reach them.
-      - An existing directory is used only when it is an empty directory or a tmpfs, owned by root and writable by
-        nobody else.
-    type: path
-    default: /mnt/share-thunks
-  thunks_size:
-    description: Size of the thunks tmpfs when the module mounts it, as tmpfs takes it (like V(1M), V(512k) or V(1%)).
-    type: str
-    default: 1M
   hooks:
     description:
       - Also converge, in the same run, the hook blocks of the containers of the shares and (with C(install=true))
@@ -240,6 +224,7 @@ attributes:
       the hook program and the host settings).
 extends_documentation_fragment:
   - lxcex.share.requirements
+  - lxcex.share.host
 notes:
   - The live mount's flags are locked for the container (its root cannot make a read-only share writable), and
     removing a share also takes away any bind of it that the container's root made inside the container.
@@ -433,7 +418,7 @@ from ansible_collections.lxcex.share.plugins.module_utils._hooks import SHARED a
 from ansible_collections.lxcex.share.plugins.module_utils._hooks import converge_hooks
 from ansible_collections.lxcex.share.plugins.module_utils._hooks import spec as hooks_spec
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath
-from ansible_collections.lxcex.share.plugins.module_utils._share import Engine
+from ansible_collections.lxcex.share.plugins.module_utils._share import Engine, host_spec
 
 SHARE_SPEC = dict(
     container=dict(type='str', aliases=['name']),
@@ -521,10 +506,8 @@ def main():
         owner=dict(type='str', default='task'),
         backend=dict(type='str', choices=['native', 'mount-idmapped'], default='native'),
         mount_idmapped=dict(type='path'),
-        lxcpath=dict(type='path', aliases=['lxc_path']),
-        thunks_dir=dict(type='path', default='/mnt/share-thunks'),
-        thunks_size=dict(type='str', default='1M'),
         hooks=dict(type='dict'),
+        **host_spec()
     )
     module = AnsibleModule(
         argument_spec=argument_spec,

@@ -60,18 +60,6 @@ options:
   mount_idmapped:
     description: Path of the C(mount-idmapped) program the hook runs with O(backend=mount-idmapped).
     type: path
-  lxcpath:
-    description: Where the containers live. Defaults to C(lxc-config lxc.lxcpath), else C(/var/lib/lxc).
-    type: path
-    aliases: [lxc_path]
-  thunks_dir:
-    description: The thunks tmpfs.
-    type: path
-    default: /mnt/share-thunks
-  thunks_size:
-    description: Size of the thunks tmpfs, as tmpfs takes it (like V(1M), V(512k) or V(1%)).
-    type: str
-    default: 1M
   deadline:
     description:
       - Seconds after which the hook stops, logs the shares it has not applied (or thunks not released) and lets the
@@ -135,6 +123,7 @@ attributes:
     description: Shows each changed config (and, with O(install=true), the program and settings) before and after.
 extends_documentation_fragment:
   - lxcex.share.requirements
+  - lxcex.share.host
 seealso:
   - module: lxcex.share.lxc_share
 '''

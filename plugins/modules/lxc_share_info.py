@@ -26,25 +26,13 @@ options:
     type: list
     elements: str
     aliases: [name, names]
-  lxcpath:
-    description: Where the containers live. Defaults to C(lxc-config lxc.lxcpath), else C(/var/lib/lxc).
-    type: path
-    aliases: [lxc_path]
-  thunks_dir:
-    description: The thunks tmpfs.
-    type: path
-    default: /mnt/share-thunks
-  thunks_size:
-    description: Not used (the module mounts nothing); accepted so that C(module_defaults) of the group
-      C(lxcex.share.lxc) apply to this module too.
-    type: str
-    default: 1M
   fail_on_broken:
     description: Fail (after returning every row) when a share is broken, a thunk is stale or a container is unknown.
     type: bool
     default: false
 extends_documentation_fragment:
   - lxcex.share.requirements
+  - lxcex.share.host
 attributes:
   check_mode:
     support: full
@@ -68,12 +56,7 @@ EXAMPLES = r'''
 - name: Fail when a share of bob-container is broken
   lxcex.share.lxc_share_info:
     name: bob-container
-    thunks_size:
-    description: Not used (the module mounts nothing); accepted so that C(module_defaults) of the group
-      C(lxcex.share.lxc) apply to this module too.
-    type: str
-    default: 1M
-  fail_on_broken: true
+    fail_on_broken: true
 '''
 
 RETURN = r'''
@@ -152,17 +135,15 @@ from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareEr
 from ansible_collections.lxcex.share.plugins.module_utils._info import exit_status, read_shares, summary
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath
 from ansible_collections.lxcex.share.plugins.module_utils._requirements import problem
-from ansible_collections.lxcex.share.plugins.module_utils._share import Engine
+from ansible_collections.lxcex.share.plugins.module_utils._share import Engine, host_spec
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             containers=dict(type='list', elements='str', aliases=['name', 'names']),
-            lxcpath=dict(type='path', aliases=['lxc_path']),
-            thunks_dir=dict(type='path', default='/mnt/share-thunks'),
-            thunks_size=dict(type='str', default='1M'),
             fail_on_broken=dict(type='bool', default=False),
+            **host_spec()
         ),
         supports_check_mode=True,
     )
