@@ -319,7 +319,7 @@ WANT = {'ct-a': ['/home/alice/common', '/home/team'],
         'ct-b': ['/home/bob/common', '/home/bob/docs', '/home/bob/from-alice', '/home/team']}
 
 
-def run(coll, timeout=1500, targets=()):
+def run(coll, timeout=2400, targets=()):
     """Boot the guest and run every step; (ok, kernel release, [(step, ok, seconds, detail)])."""
     vmlinuz, modules_dir, release = kernels.kernel(SUITE)
     root = rootfs()
@@ -477,7 +477,7 @@ def results(steps):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     p.add_argument('collection')
-    p.add_argument('--timeout', type=int, default=1500)
+    p.add_argument('--timeout', type=int, default=2400)
     p.add_argument('--targets', default='')
     args = p.parse_args()
     os.makedirs(kernels.CACHE, exist_ok=True)

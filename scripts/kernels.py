@@ -328,7 +328,7 @@ def main():
     p.add_argument('collection')
     p.add_argument('--kernels', default='bookworm,trixie')
     p.add_argument('--targets', default='lxc_share_kernel')
-    p.add_argument('--timeout', type=int, default=1500, help='seconds per guest')
+    p.add_argument('--timeout', type=int, default=2400, help='seconds per guest')
     p.add_argument('--prepare', action='store_true', help='only fetch the kernels and make the userland, run nothing')
     args = p.parse_args()
     os.makedirs(CACHE, exist_ok=True)

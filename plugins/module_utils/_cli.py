@@ -36,6 +36,8 @@ import syslog
 import time
 
 from ansible_collections.lxcex.share.plugins.module_utils import _apparmor
+from ansible_collections.lxcex.share.plugins.module_utils import _explain
+from ansible_collections.lxcex.share.plugins.module_utils import _hostconf
 from ansible_collections.lxcex.share.plugins.module_utils import _info
 from ansible_collections.lxcex.share.plugins.module_utils import _kernel
 from ansible_collections.lxcex.share.plugins.module_utils import _requirements
@@ -176,7 +178,7 @@ def _parser(config=DEFAULT_CONFIG):
     p.add_argument('--config', default=config,
                    help='host settings written by the lxcex_share role, the defaults of the options below '
                         '(default %(default)s)')
-    p.add_argument('--json', action='store_true', help='with list, print JSON')
+    p.add_argument('--json', action='store_true', help='with list or explain, print JSON')
     p.add_argument('--lxcpath', help='where the containers live (default: lxc-config lxc.lxcpath)')
     p.add_argument('--thunks-dir', default=DEFAULT_THUNKS_DIR, help='the thunks tmpfs (default %(default)s)')
     p.add_argument('--thunks-size', default=DEFAULT_THUNKS_SIZE, help='its size when mounted (default %(default)s)')
@@ -192,10 +194,15 @@ def _parser(config=DEFAULT_CONFIG):
                         'start (default %(default)s)')
     p.add_argument('--remove', action='store_true', help='remove the share CONTAINER DEST')
     p.add_argument('--ro', action='store_true', help='share read-only')
-    p.add_argument('--group', help='group inside the container (default: the user\'s primary group)')
+    p.add_argument('--group', help='group inside the container (default: the user\'s primary group; for a team '
+                                   'share, the team\'s group in each container)')
+    p.add_argument('--disk-gid', type=int, help='for a team share, the team\'s group on disk (default: the group of '
+                                                'HOST_DIR)')
     p.add_argument('--no-persist', action='store_true', help='do not record the share in the sharetab')
     p.add_argument('args', nargs='*',
-                   help='HOST_DIR CONTAINER USER DEST | CONTAINER DEST with --remove | list [CONTAINER...] | hook')
+                   help='HOST_DIR CONTAINER USER DEST | CONTAINER DEST with --remove | '
+                        'team HOST_DIR DEST CONTAINER/USER[:DISK_UID]... (--remove: team DEST MEMBER...) | '
+                        'list [CONTAINER...] | explain CONTAINER USER PATH | hook')
     return p
 
 
@@ -216,8 +223,10 @@ def _report(out, results):
             failed += 1
             out.error('%s: %s' % (what, res['msg']))
         else:
-            out.info('%s: %s %s' % (what, 'removed' if res['state'] == 'absent' else 'shared',
-                                    'changed' if res['changed'] else 'unchanged'), quiet_in_hook=True)
+            out.info('%s: %s %s%s' % (what, 'removed' if res['state'] == 'absent' else 'shared',
+                                      'changed' if res['changed'] else 'unchanged',
+                                      ' (repaired: %s)' % '; '.join(res['repaired']) if res.get('repaired') else ''),
+                     quiet_in_hook=True)
     if out.hook:
         out.info('%d shares, %d failed' % (len(results), failed))
     return failed
@@ -358,33 +367,61 @@ def list_shares(opts, out):
     Exit status: 0 when every share is live or recorded, 1 when one is broken
     or a thunk is stale, 2 when a container named does not exist.
     """
-    engine = _engine(opts, check_mode=True, backend='native')
-    try:
-        rows = _info.read_shares(engine, opts.args[1:])
-    finally:
-        engine.close()
-    if opts.json:
-        out.info(json.dumps(rows, indent=2, sort_keys=True))
-    else:
-        for line in _info.table(rows):
-            out.info(line)
+    rows = _read(opts, out, lambda engine: _info.read_shares(engine, opts.args[1:]), _info.table)
     return _info.exit_status(rows)
 
 
-def read_host_config(path):
-    """Settings the role installed (KEY = VALUE lines, # comments); {} when the file does not exist."""
+def _read(opts, out, reader, lines):
+    """What reader(engine) returns (an engine in check mode), printed as JSON (--json) or as lines(it)."""
+    engine = _engine(opts, check_mode=True, backend='native')
     try:
-        with open(path) as f:
-            text = f.read(65536)
-    except (IOError, OSError):
-        return {}
-    conf = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith('#') and '=' in line:
-            key, value = line.split('=', 1)
-            conf[key.strip().replace('-', '_')] = value.strip()
-    return conf
+        data = reader(engine)
+    finally:
+        engine.close()
+    if opts.json:
+        out.info(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        for line in lines(data):
+            out.info(line)
+    return data
+
+
+def parse_member(text):
+    """CONTAINER/USER[:DISK_UID] as a member dict (checked with the others by _team.parse_members)."""
+    container, sep, rest = text.partition('/')
+    user, colon, disk_uid = rest.partition(':')
+    if not sep or not container or not user:
+        raise ShareError('member %r is not CONTAINER/USER[:DISK_UID]' % text)
+    member = {'container': container, 'user': user}
+    if colon:
+        if not disk_uid.isdigit():
+            raise ShareError('member %r: disk uid %r is not a number' % (text, disk_uid))
+        member['disk_uid'] = int(disk_uid)
+    return member
+
+
+def team_request(opts):
+    """The request of `team HOST_DIR DEST MEMBER...` (or, with --remove, `team DEST MEMBER...`); None: bad usage."""
+    args = opts.args[1:]
+    if opts.remove:
+        if len(args) < 2:
+            return None
+        return {'dest': args[0], 'members': [parse_member(m) for m in args[1:]], 'state': 'absent',
+                'persist': True, 'live': True, 'owner': 'manual'}
+    if len(args) < 3:
+        return None
+    return {'src': args[0], 'dest': args[1], 'members': [parse_member(m) for m in args[2:]], 'state': 'present',
+            'readonly': opts.ro, 'group': opts.group, 'disk_gid': opts.disk_gid, 'persist': not opts.no_persist,
+            'live': True, 'owner': 'manual'}
+
+
+def explain(opts, out):
+    """Why USER of CONTAINER can or cannot read, write or create at PATH inside a share (see _explain)."""
+    if len(opts.args) != 4:
+        out.error('usage: %s explain CONTAINER USER PATH' % PROG)
+        return 2
+    _read(opts, out, lambda engine: _explain.explain(engine, *opts.args[1:]), _explain.lines)
+    return 0
 
 
 def main(argv=None, env=None, config=DEFAULT_CONFIG):
@@ -403,10 +440,10 @@ def main(argv=None, env=None, config=DEFAULT_CONFIG):
         return 0 if 'hook' in argv and '--strict' not in argv else 1
     parser = _parser(config)
     first, dummy = parser.parse_known_args(argv)
-    settings = read_host_config(first.config)
+    settings = _hostconf.read(first.config)
     known = set(a.dest for a in parser._actions)
     parser.set_defaults(**dict((k, v) for k, v in settings.items() if k in known and k != 'config'))
-    opts = parser.parse_args(argv)
+    opts = parser.parse_intermixed_args(argv)  # list --json CONTAINER, as well as --json list CONTAINER
     out = _Out()
     lacking = _requirements.problem(need_root=True)
     if lacking:
@@ -417,6 +454,15 @@ def main(argv=None, env=None, config=DEFAULT_CONFIG):
             return hook(opts, env, out)
         if opts.args[:1] == ['list']:
             return list_shares(opts, out)
+        if opts.args[:1] == ['explain']:
+            return explain(opts, out)
+        if opts.args[:1] == ['team']:
+            request = team_request(opts)
+            if request is None:
+                out.error('usage: %s team HOST_DIR DEST CONTAINER/USER[:DISK_UID]... (or --remove team DEST '
+                          'CONTAINER/USER...)' % PROG)
+                return 2
+            return 1 if _run(out, _engine(opts), [request]) else 0
         if opts.remove:
             if len(opts.args) != 2:
                 out.error('usage: %s --remove CONTAINER DEST' % PROG)
@@ -425,7 +471,8 @@ def main(argv=None, env=None, config=DEFAULT_CONFIG):
                        'live': True}
         else:
             if len(opts.args) != 4:
-                out.error('usage: %s HOST_DIR CONTAINER USER DEST (or --remove CONTAINER DEST, list, hook)' % PROG)
+                out.error('usage: %s HOST_DIR CONTAINER USER DEST (or --remove CONTAINER DEST, list, explain, hook)'
+                          % PROG)
                 return 2
             src, container, user, dest = opts.args
             request = {'src': src, 'container': container, 'user': user, 'dest': dest, 'state': 'present',

@@ -24,10 +24,6 @@ from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareEr
 from ansible_collections.lxcex.share.plugins.module_utils._share import SHARETAB
 from ansible_collections.lxcex.share.plugins.module_utils._sharetab import DirLock
 
-SHARE_KEYS = ('src', 'container', 'user', 'group', 'dest', 'state', 'readonly', 'src_uid', 'src_gid', 'persist',
-              'live', 'allow_root', 'owner', 'nonempty_dest', 'allow_setuid', 'members', 'disk_gid', 'setup_src',
-              'show_authors')
-
 
 def sharetab_path(engine, name):
     return os.path.join(engine.lxcpath, name, SHARETAB)
@@ -61,12 +57,13 @@ def _failed(req, msg):
             'changed': False, 'failed': True, 'msg': msg}
 
 
-def converge(engine, requests, prune=None, owner=_sharetab.DEFAULT_OWNER):
+def converge(engine, requests, prune=None, owner=_sharetab.DEFAULT_OWNER, release=True):
     """Validate and apply requests; return one result per request (pruned removals last).
 
     prune: None, or the names of the containers whose sharetab lines written
     by owner that no request names are removed.  Thunks left by containers that are
-    not running are released first (engine.released says which).
+    not running are released first (engine.released says which), unless release is False (a reader that
+    looked for them once already).
     """
     requests = list(requests)
     with contextlib.ExitStack() as locks:
@@ -83,7 +80,7 @@ def converge(engine, requests, prune=None, owner=_sharetab.DEFAULT_OWNER):
         # Nothing changes before the thunks directory is known to be one that can be ours: a refused run changes
         # nothing.
         engine.check_thunks_dir()
-        engine.released = engine.release_stale()
+        engine.released = engine.release_stale() if release else []
         return _converge(engine, requests, prune, owner)
 
 

@@ -9,6 +9,10 @@ shares, so a share is called live only when a run would leave it as it is):
 
 - ``live``: mounted inside the running container as recorded;
 - ``recorded``: the container is stopped, the share comes at its next start;
+- ``drifted``: container root changed it: unmounted it, covered it with a
+  mount of its own, copied it elsewhere in the container, or its idmap or
+  flags differ (``detail`` says each); the next run of lxc_share (or a
+  restart) repairs it;
 - ``broken``: it cannot be applied, or is not mounted as recorded (``detail``
   says why);
 - ``stale``: a thunk left by a stop that ran no post-stop hook;
@@ -33,9 +37,9 @@ from ansible_collections.lxcex.share.plugins.module_utils import _team
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._resolve import printable
 
-STATES = ('live', 'recorded', 'broken', 'stale', 'unknown')
+STATES = ('live', 'recorded', 'drifted', 'broken', 'stale', 'unknown')
 COLUMNS = (('container', 'CONTAINER'), ('dest', 'DEST'), ('src', 'SRC'), ('user', 'USER'), ('group', 'GROUP'),
-           ('readonly', 'RO'), ('owner', 'OWNER'), ('state', 'STATE'), ('detail', 'DETAIL'))
+           ('readonly', 'RO'), ('owner', 'OWNER'), ('state', 'STATE'), ('members', 'MEMBERS'), ('detail', 'DETAIL'))
 
 
 def row(container, entry, state, detail, idmap=None, thunk=None):
@@ -93,9 +97,12 @@ def read_shares(engine, names=None):
             rows.extend(row(name, entry, 'recorded', 'container stopped') for entry in entries)
             continue
         requests = [_sharetab.request_of(name, e, persist=False) for e in entries]
-        for entry, res in zip(entries, converge(engine, requests)):
+        for entry, res in zip(entries, converge(engine, requests, release=False)):
             if res.get('failed'):
                 rows.append(row(name, entry, 'broken', res['msg']))
+            elif res.get('drift'):
+                rows.append(row(name, entry, 'drifted', '; '.join(res['drift']) + '; a run of lxc_share or a restart '
+                                'repairs it', idmap=_thunk_idmap(engine, res.get('thunk')), thunk=res.get('thunk')))
             elif res['changed']:
                 rows.append(row(name, entry, 'broken', 'not mounted as recorded; a run of lxc_share or a restart '
                                 'repairs it', thunk=res.get('thunk')))
@@ -120,10 +127,10 @@ def summary(rows):
 
 
 def exit_status(rows):
-    """2 when a container named is unknown, 1 when a share is broken or a thunk stale, else 0."""
+    """2 when a container named is unknown, 1 when a share is broken or drifted or a thunk stale, else 0."""
     if any(r['state'] == 'unknown' for r in rows):
         return 2
-    return 1 if any(r['state'] in ('broken', 'stale') for r in rows) else 0
+    return 1 if any(r['state'] in ('broken', 'drifted', 'stale') for r in rows) else 0
 
 
 def table(rows):
@@ -133,6 +140,8 @@ def table(rows):
             return '-'
         if value is True or value is False:
             return 'yes' if value else 'no'
+        if isinstance(value, list):       # a team's members: CONTAINER/USER:DISK_UID, ...
+            return ','.join('%s/%s:%s' % (m['container'], m['user'], m['disk_uid']) for m in value)
         return str(value)
     lines = [tuple(title for dummy, title in COLUMNS)]
     lines += [tuple(cell(r[key]) for key, dummy in COLUMNS) for r in rows]

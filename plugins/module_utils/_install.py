@@ -34,6 +34,7 @@ import zipfile
 
 # The hook program's entry point: importing it here makes Ansible ship all of its code with the module.
 from ansible_collections.lxcex.share.plugins.module_utils import _cli
+from ansible_collections.lxcex.share.plugins.module_utils import _hostconf
 from ansible_collections.lxcex.share.plugins.module_utils import _lxcconf
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._state import write_atomic
@@ -124,20 +125,6 @@ def program_text(python, code, host_config):
                        'log_json': json.dumps(_lxcconf.DEFAULT_LOG_FILE)}).encode('utf-8')
 
 
-def config_text(p):
-    """The host settings: the defaults of the lxcex-share command's options."""
-    lines = ['# Settings of this host for the lxcex-share command (list, manual shares):',
-             '# the defaults of its options.  Written by lxcex.share.lxc_share_hooks; do not edit.']
-    if p.get('lxcpath'):
-        lines.append('lxcpath = %s' % p['lxcpath'])
-    lines += ['thunks_dir = %s' % p['thunks_dir'], 'thunks_size = %s' % p['thunks_size'],
-              'backend = %s' % p['backend']]
-    if p['backend'] == 'mount-idmapped' and p.get('mount_idmapped'):
-        lines.append('mount_idmapped = %s' % p['mount_idmapped'])
-    lines += ['log_file = %s' % p['log_file'], 'deadline = %g' % p['deadline']]
-    return ('\n'.join(lines) + '\n').encode('utf-8')
-
-
 def code_path(p):
     return os.path.join(p['code_dir'], CODE_NAME)
 
@@ -145,7 +132,7 @@ def code_path(p):
 def wanted(p):
     """[(path, bytes, mode)] in the order they are written: the code, the settings, then the program."""
     code = code_path(p)
-    return [(code, pack(code_files()), 0o644), (p['host_config'], config_text(p), 0o644),
+    return [(code, pack(code_files()), 0o644), (p['host_config'], _hostconf.text(p), 0o644),
             (p['program'], program_text(p['python'], code, p['host_config']), 0o755)]
 
 

@@ -24,17 +24,14 @@ class MountEntry(object):
     __slots__ = ('mount_id', 'parent_id', 'dev', 'root', 'mount_point', 'options',
                  'optional', 'fstype', 'source', 'super_options')
 
-    def __init__(self, mount_id, parent_id, dev, root, mount_point, options, optional, fstype, source, super_options):
-        self.mount_id = mount_id
-        self.parent_id = parent_id
-        self.dev = dev
-        self.root = root
-        self.mount_point = mount_point
-        self.options = options
-        self.optional = optional
-        self.fstype = fstype
-        self.source = source
-        self.super_options = super_options
+    def __init__(self, *fields, **named):
+        """Every field of __slots__, in that order or by name."""
+        values = dict(zip(self.__slots__, fields))
+        values.update(named)
+        if len(fields) > len(self.__slots__) or sorted(values) != sorted(self.__slots__):
+            raise TypeError('MountEntry needs exactly the fields %s' % ', '.join(self.__slots__))
+        for name in self.__slots__:
+            setattr(self, name, values[name])
 
     @property
     def idmapped(self):

@@ -44,3 +44,17 @@ def problem(need_root=True, python=None, euid=None, kernel=None):
         return ('lxcex.share needs root on the host (it reads the containers\' configs under the lxcpath, enters '
                 'their namespaces and makes mounts), and runs as uid %d; use become: true (or sudo)' % euid)
     return None
+
+
+def ready(module, describe_paths=True):
+    """The parameters of an AnsibleModule, after failing it plainly when the host lacks what lxcex.share needs.
+
+    describe_paths=False: AnsibleModule adds no file attributes (state, mode...) of a host path to the result; for
+    modules whose path options are not host files to describe (a mount point, a path inside a container).
+    """
+    if not describe_paths:
+        module.add_path_info = lambda kwargs: kwargs
+    lacking = problem()
+    if lacking:
+        module.fail_json(msg=lacking)
+    return module.params

@@ -78,6 +78,18 @@ def open_dir(path):
     return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
+def _counted(visited, what):
+    """visited + 1, or ResolveError when a walk visits more than MAX_COMPONENTS components (what: what is walked)."""
+    if visited + 1 > MAX_COMPONENTS:
+        raise ResolveError('%s: more than %d path components to resolve' % (what, MAX_COMPONENTS))
+    return visited + 1
+
+
+def _open_step(name, parent_fd):
+    """An O_PATH fd of the entry name of the directory parent_fd, never followed (a symlink is opened itself)."""
+    return os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+
+
 def walk(root_fd, path, what, create_owner=None, mode=0o755):
     """Resolve absolute container path below root_fd.
 
@@ -98,18 +110,16 @@ def walk(root_fd, path, what, create_owner=None, mode=0o755):
     try:
         while pending:
             name = pending.pop(0)
-            visited += 1
-            if visited > MAX_COMPONENTS:
-                raise ResolveError('%s %s: more than %d path components to resolve' % (what, path, MAX_COMPONENTS))
+            visited = _counted(visited, '%s %s' % (what, path))
             parent_fd, parent_path = stack[-1]
+            here = parent_path + '/' + name
             if name == '..':
                 if len(stack) == 1:
                     raise ResolveError('%s %s resolves outside the container (it climbs above its root)' % (what, path))
                 os.close(stack.pop()[0])
                 continue
-            here = parent_path + '/' + name
             try:
-                fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+                fd = _open_step(name, parent_fd)
             except OSError as e:
                 if e.errno != errno.ENOENT or create_owner is None:
                     raise ResolveError('%s %s: %s does not exist or cannot be opened (%s)'
@@ -222,9 +232,7 @@ def resolve_src(path, rootfs_owner):
             if not pending:
                 break
             name = pending.pop(0)
-            visited += 1
-            if visited > MAX_COMPONENTS:
-                raise ResolveError('src %s: more than %d path components to resolve' % (shown_path, MAX_COMPONENTS))
+            visited = _counted(visited, 'src %s' % shown_path)
             if name == '..':
                 if container is not None and len(stack) <= root_depth:
                     raise ResolveError('src %s climbs above the root filesystem of container %s'
@@ -234,7 +242,7 @@ def resolve_src(path, rootfs_owner):
                 continue
             here = top_path + '/' + name
             try:
-                fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top_fd)
+                fd = _open_step(name, top_fd)
             except OSError as e:
                 if e.errno == errno.ENOENT:
                     raise ResolveError('src %s does not exist%s' % (

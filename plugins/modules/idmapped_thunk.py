@@ -76,7 +76,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports what would change and touches nothing.
+    description: Reports whether the mount would be made, replaced or removed; mounts nothing.
   diff_mode:
     support: full
     description: Shows src, idmap and readonly of the mount before and after.
@@ -146,7 +146,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
-from ansible_collections.lxcex.share.plugins.module_utils._requirements import problem
+from ansible_collections.lxcex.share.plugins.module_utils._requirements import ready
 from ansible_collections.lxcex.share.plugins.module_utils._idmap import parse as parse_idmap
 from ansible_collections.lxcex.share.plugins.module_utils._thunk import Thunks, find_mount_idmapped
 from ansible_collections.lxcex.share.plugins.module_utils._validate import canonical_target, check_absolute, is_inside
@@ -167,12 +167,8 @@ def main():
         required_if=[('state', 'present', ('src', 'idmap'))],
         supports_check_mode=True,
     )
-    # The result says what is mounted at path: AnsibleModule must not add its file attributes (state, mode...).
-    module.add_path_info = lambda kwargs: kwargs
-    lacking = problem()
-    if lacking:
-        module.fail_json(msg=lacking)
-    p = module.params
+    # The result says what is mounted at path, not the file attributes of path (state, mode...).
+    p = ready(module, describe_paths=False)
     try:
         check_absolute('path', p['path'])
         path = canonical_target(p['path'])

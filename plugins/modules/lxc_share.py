@@ -217,7 +217,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports what would change and touches nothing.
+    description: Reports which sharetab lines, thunks and live mounts would change; changes none of them.
   diff_mode:
     support: full
     description: Shows the sharetab line and the live mount before and after (and, with O(hooks), each changed config,
@@ -354,6 +354,23 @@ revoked:
   type: list
   elements: str
   sample: [/home/bob/share]
+drift:
+  description:
+    - How container root had changed the share before the task, each difference in words (unmounted, covered by a
+      mount of its own at O(dest), copied to another path, another idmap, other flags).
+  returned: without O(shares), when the share differed
+  type: list
+  elements: str
+  sample: ["covered by a tmpfs mount (none) at /home/bob/share", "copied to /tmp/copy"]
+repaired:
+  description:
+    - What the task repaired of the drift (in check mode, what it would repair). It unmounts the mounts
+      container root stacked on the share or copies it made elsewhere, and mounts the share again where it was
+      taken away. A mount of container root at O(dest) that was there before the share is never covered.
+  returned: without O(shares), when the share differed
+  type: list
+  elements: str
+  sample: ["copied to /tmp/copy"]
 covered:
   description: How many entries were in O(dest) before the share covered them (counted up to 1001); 0 or absent when
     it was empty.
@@ -405,69 +422,24 @@ results:
     - {container: bob-container, dest: /home/bob/common, state: present, changed: true, thunk: /mnt/share-thunks/bob-container/home-bob-common}
 '''
 
-import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.lxcex.share.plugins.module_utils._converge import (
-    SHARE_KEYS, containers_with_sharetab, converge, share_diffs)
+    containers_with_sharetab, converge, share_diffs)
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
-from ansible_collections.lxcex.share.plugins.module_utils._requirements import problem
+from ansible_collections.lxcex.share.plugins.module_utils._requirements import ready
 from ansible_collections.lxcex.share.plugins.module_utils._hooks import SHARED as HOOKS_SHARED
 from ansible_collections.lxcex.share.plugins.module_utils._hooks import converge_hooks
 from ansible_collections.lxcex.share.plugins.module_utils._hooks import spec as hooks_spec
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import default_lxcpath
+from ansible_collections.lxcex.share.plugins.module_utils._request import SHARE_SPEC, containers_of, requests_of
 from ansible_collections.lxcex.share.plugins.module_utils._share import Engine, host_spec
-
-SHARE_SPEC = dict(
-    container=dict(type='str', aliases=['name']),
-    dest=dict(type='str'),
-    src=dict(type='path'),
-    user=dict(type='str'),
-    group=dict(type='str'),
-    state=dict(type='str', choices=['present', 'absent'], default='present'),
-    readonly=dict(type='bool', default=False),
-    src_uid=dict(type='int'),
-    src_gid=dict(type='int'),
-    persist=dict(type='bool', default=True),
-    live=dict(type='bool', default=True),
-    allow_root=dict(type='bool', default=False),
-    nonempty_dest=dict(type='str', choices=['warn', 'refuse'], default='warn'),
-    allow_setuid=dict(type='bool', default=False),
-    members=dict(type='list', elements='dict'),
-    disk_gid=dict(type='int'),
-    setup_src=dict(type='bool', default=True),
-    show_authors=dict(type='bool', default=False),
-)
 
 
 def _element_spec():
     return dict((k, dict(v)) for k, v in SHARE_SPEC.items())
-
-
-def _check_request(r):
-    """What is missing or conflicting in one share (team or not); None when it is complete."""
-    if r.get('members') is not None:
-        given = [k for k in ('container', 'user', 'src_uid', 'src_gid') if r.get(k) not in (None, '')]
-        if given:
-            return 'members cannot be combined with %s' % ', '.join(given)
-        if r.get('state', 'present') == 'present' and r.get('src') in (None, ''):
-            return 'state is present but src is missing'
-        return None
-    missing = [k for k in ('container', 'dest') if r.get(k) in (None, '')]
-    if r.get('state', 'present') == 'present':
-        missing += [k for k in ('src', 'user') if r.get(k) in (None, '')]
-    if missing:
-        return 'missing %s' % ', '.join(missing)
-    return None
-
-
-def _containers(request):
-    """The containers a request names: its container, or those of its members."""
-    if request.get('members') is not None:
-        return [m.get('container') for m in request['members'] if isinstance(m, dict) and m.get('container')]
-    return [request['container']]
 
 
 def _hooks(module, requests):
@@ -482,7 +454,7 @@ def _hooks(module, requests):
     containers = []
     for r in requests:
         if r.get('state', 'present') == 'present':
-            containers.extend(c for c in _containers(r) if c not in containers)
+            containers.extend(c for c in containers_of(r) if c not in containers)
     hp.update(dict((k, p[k]) for k in HOOKS_SHARED if k != 'containers'),
               containers=containers if hp['state'] == 'present' else None)
     return hp
@@ -516,35 +488,12 @@ def main():
         required_by={'container': 'dest'},
         supports_check_mode=True,
     )
-    # dest is a path inside the container: AnsibleModule must not add the attributes of a host path of that name.
-    module.add_path_info = lambda kwargs: kwargs
-    lacking = problem()
-    if lacking:
-        module.fail_json(msg=lacking)
-    p = module.params
-    # A team share given at the top is a batch of one: it makes one share per container and dest.
-    batch = p['shares'] is not None or p['members'] is not None
-    if p['shares'] is None:
-        missing = [k for k in ('src', 'user') if p['members'] is None and p['state'] == 'present'
-                   and p[k] in (None, '')]
-        if missing:
-            module.fail_json(msg='state is present but all of the following are missing: %s' % ', '.join(missing))
-        problem_text = _check_request(p) if p['members'] is not None else None
-        if problem_text:
-            module.fail_json(msg=problem_text)
-    else:
-        for i, r in enumerate(p['shares']):
-            problem_text = _check_request(r)
-            if problem_text:
-                module.fail_json(msg='shares[%d] (dest %s): %s' % (i, r.get('dest'), problem_text))
-    if p['shares'] is None and p['exclusive'] != 'none':
-        module.fail_json(msg='exclusive=%s needs shares' % p['exclusive'])
-    if not re.match(r'^[a-z0-9_-]{1,32}$', p['owner']):
-        module.fail_json(msg='owner %r is not a word of 1 to 32 lowercase letters, digits, - or _' % p['owner'])
-    requests = [dict(r, owner=p['owner']) for r in p['shares']] if p['shares'] is not None else \
-        [dict((k, p.get(k)) for k in SHARE_KEYS if k != 'owner')]
-    for r in requests:
-        r['owner'] = p['owner']
+    # dest is a path inside the container, not a host path whose attributes the result would describe.
+    p = ready(module, describe_paths=False)
+    try:
+        requests, batch = requests_of(p)
+    except ShareError as e:
+        module.fail_json(msg=str(e))
     hp = _hooks(module, requests)
     hooks = None
     try:
@@ -559,7 +508,7 @@ def main():
             hooks = _run_hooks(module, hp, {}, engine)
         prune = None
         if p['exclusive'] == 'listed':
-            prune = sorted(set(c for r in requests for c in _containers(r)))
+            prune = sorted(set(c for r in requests for c in containers_of(r)))
         elif p['exclusive'] == 'all':
             prune = containers_with_sharetab(engine.lxcpath)
         started = time.monotonic()

@@ -117,7 +117,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports what would change and touches nothing.
+    description: Reports which configs (with O(install=true), which files of the program) would change; writes nothing.
   diff_mode:
     support: full
     description: Shows each changed config (and, with O(install=true), the program and settings) before and after.
@@ -204,7 +204,7 @@ hook:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
-from ansible_collections.lxcex.share.plugins.module_utils._requirements import problem
+from ansible_collections.lxcex.share.plugins.module_utils._requirements import ready
 from ansible_collections.lxcex.share.plugins.module_utils._hooks import converge_hooks, spec
 
 
@@ -213,9 +213,7 @@ def main():
         argument_spec=spec(),
         supports_check_mode=True,
     )
-    lacking = problem()
-    if lacking:
-        module.fail_json(msg=lacking)
+    ready(module)
     try:
         result = converge_hooks(module.params, check_mode=module.check_mode)
     except ShareError as e:

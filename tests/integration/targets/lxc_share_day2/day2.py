@@ -157,7 +157,9 @@ def visible_failures():
     expect(rc == 2 and 'unknown' in out, 'an unknown container exits 2 (rc=%d)' % rc, out)
     LAB.attach('b', 'umount /home/bob/hand', check=True)
     rc, out = sh(ROLE_PROG + ' list', check=False)
-    expect(rc == 1 and re.search(r'/home/bob/hand .* broken', out), 'a broken share exits 1 (rc=%d)' % rc, out)
+    expect(rc == 1 and re.search(r'/home/bob/hand .* drifted .*unmounted: nothing of the share is mounted at '
+                                 r'/home/bob/hand', out), 'a share unmounted by container root: drifted, exit 1 (rc=%d)'
+           % rc, out)
     expect(not [l for l in out.splitlines() if l != l.rstrip()], 'no trailing spaces in the table')
     # a share that fails at start: in the container's LXC log at ERROR, and in the log file
     config = '%s/%s/config' % (LAB.lxcpath, LAB.name('b'))

@@ -26,7 +26,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lxcex_harness'))
-from harness import PY, SETTINGS, Lab, Skipped, detach_below_cmd, expect, report, run_scenario, scenario, sh  # noqa: E402  pylint: disable=wrong-import-position
+from harness import (  # noqa: E402  pylint: disable=wrong-import-position
+    PY, SETTINGS, Lab, Skipped, detach_below_cmd, expect, forget_records, report, run_scenario, scenario, sh)
 
 ORIGINAL_THUNKS = '/mnt/share-thunks'
 
@@ -167,6 +168,9 @@ def main():
     def teardown():
         LAB.stop('m')
         sh('umount -R %s' % ORIGINAL_THUNKS, check=False)
+        # the thunks of the lab's container live in this namespace's own /mnt: their records (under the host's
+        # /run) are the lab's, also when a scenario failed before its stop released them
+        forget_records('%s/%s' % (ORIGINAL_THUNKS, LAB.name('m')), itself=True)
 
     return LAB.run(setup, [migrate], roots, teardown=teardown)
 

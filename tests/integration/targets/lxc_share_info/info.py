@@ -41,7 +41,7 @@ def src(name):
 def setup():
     # d runs from before any hook block: its stop leaves stale thunks.
     LAB.setup(hooks=False, started=('a', 'c', 'd'))
-    sh('mkdir -p %s && for s in live rec brk gone dd; do mkdir -p %s/$s && echo $s > %s/$s/$s.txt; done && '
+    sh('mkdir -p %s && for s in live rec brk gone dd cov cpy unm; do mkdir -p %s/$s && echo $s > %s/$s/$s.txt; done && '
        'chown -R 7000:7000 %s' % (WORK + '/src', WORK + '/src', WORK + '/src', WORK + '/src'))
     r = LAB.hooks([LAB.name(k) for k in 'abc'])
     expect(not r.get('failed'), 'hooks', r.get('msg'))
@@ -49,7 +49,7 @@ def setup():
                             ('c', 'carol', 'gone'), ('d', 'dave', 'dd')):
         r = LAB.share(src=src(name), container=LAB.name(key), user=user, dest='/home/%s/%s' % (user, name))
         expect(not r.get('failed'), 'share %s' % name, r.get('msg'))
-    rc, out = LAB.attach('c', 'umount /home/carol/brk')            # broken: not mounted as recorded
+    rc, out = LAB.attach('c', 'umount /home/carol/brk')            # drifted: unmounted by container root
     expect(rc == 0, 'umount inside c', out)
     sh('mv %s %s.moved' % (src('gone'), src('gone')))              # broken: the source is gone
     # a hand-written line (no managed=): made by a task, then its owner taken off the line
@@ -109,7 +109,8 @@ def info_states():
     expect(hand['state'] == 'live' and hand['owner'] == 'hand' and hand['readonly'] is True, 'hand line', hand)
     expect(rows[(b, '/home/bob/rec')]['state'] == 'recorded', 'stopped container', rows[(b, '/home/bob/rec')])
     brk = rows[(c, '/home/carol/brk')]
-    expect(brk['state'] == 'broken' and 'not mounted as recorded' in brk['detail'], 'unmounted inside', brk)
+    expect(brk['state'] == 'drifted' and 'unmounted: nothing of the share is mounted at /home/carol/brk'
+           in brk['detail'], 'unmounted inside', brk)
     gone = rows[(c, '/home/carol/gone')]
     expect(gone['state'] == 'broken' and 'gone' in gone['detail'], 'source gone, named', gone)
     stale = [x for x in r['shares'] if x['state'] == 'stale']
@@ -117,7 +118,7 @@ def info_states():
     expect(rows[(d, '/home/dave/dd')]['state'] == 'recorded', 'd is stopped', rows[(d, '/home/dave/dd')])
     unknown = rows[('nosuch-container', None)]
     expect(unknown['state'] == 'unknown', 'unknown container', unknown)
-    expect(r['summary'] == {'live': 2, 'recorded': 2, 'broken': 2, 'stale': 1, 'unknown': 1}, 'summary',
+    expect(r['summary'] == {'live': 2, 'recorded': 2, 'drifted': 1, 'broken': 1, 'stale': 1, 'unknown': 1}, 'summary',
            r['summary'])
     keys = set(documented('lxc_share_info')['shares']['contains'])
     for row in r['shares']:
@@ -140,7 +141,8 @@ def list_command():
     expect(json.loads(out) == r['shares'], 'list --json gives the rows of lxc_share_info', out[:1500])
     rc, out = LAB.cli('list')
     lines = out.splitlines()
-    expect(lines[0].split() == ['CONTAINER', 'DEST', 'SRC', 'USER', 'GROUP', 'RO', 'OWNER', 'STATE', 'DETAIL'],
+    expect(lines[0].split() == ['CONTAINER', 'DEST', 'SRC', 'USER', 'GROUP', 'RO', 'OWNER', 'STATE', 'MEMBERS',
+                                'DETAIL'],
            'table header', lines[:1])
     expect(not [l for l in lines if l != l.rstrip()], 'no trailing spaces', lines)
     expect(len(lines) == 1 + len(r['shares']), 'one line per row', lines)
@@ -323,12 +325,62 @@ def batch_diff():
                       dict(shares[2], state='absent')])
 
 
+@scenario('drifted: covered, copied and unmounted by container root; said exactly, repaired by the next run, then live')
+def drift():
+    a = LAB.name('a')
+    shares = [{'src': src(n), 'container': a, 'user': 'alice', 'dest': '/home/alice/' + n} for n in ('cov', 'cpy', 'unm')]
+    r = LAB.share(shares=shares)
+    expect(not r.get('failed') and not [x for x in r['results'] if 'drift' in x or 'repaired' in x],
+           'three new shares: nothing drifted, nothing repaired', r.get('results'))
+    rc, out = LAB.attach('a', 'mount -t tmpfs drifttmp /home/alice/cov && mkdir -p /tmp/copy && '
+                              'mount -o bind /home/alice/cpy /tmp/copy && umount /home/alice/unm')
+    expect(rc == 0, 'container root covers, copies and unmounts', out)
+
+    def rows():
+        got = LAB.module('lxc_share_info', {'containers': [a], 'lxcpath': LAB.lxcpath, 'thunks_dir': LAB.thunks})
+        return dict((x['dest'], x) for x in got['shares'])
+    now = rows()
+    for dest, detail in (('/home/alice/cov', 'covered by a tmpfs mount (drifttmp) at /home/alice/cov'),
+                         ('/home/alice/cpy', 'copied to /tmp/copy'),
+                         ('/home/alice/unm', 'unmounted: nothing of the share is mounted at /home/alice/unm')):
+        expect(now[dest]['state'] == 'drifted' and detail in now[dest]['detail'], '%s drifted: %s' % (dest, detail),
+               now[dest])
+    expect(now['/home/alice/live']['state'] == 'live', 'the other shares stay live', now['/home/alice/live'])
+    rc, out = LAB.cli('list', a)
+    expect(rc == 1 and 'drifted' in out, 'list exits 1 (rc=%d)' % rc, out)
+    check = LAB.share(shares=shares, check_mode=True)
+    expect(check.get('changed') and [x.get('repaired') for x in check['results']] == [
+        ['covered by a tmpfs mount (drifttmp) at /home/alice/cov'], ['copied to /tmp/copy'],
+        ['unmounted: nothing of the share is mounted at /home/alice/unm']], 'check mode says what it would repair',
+        check.get('results'))
+    r = LAB.share(shares=shares)
+    expect(not r.get('failed') and r.get('changed') and all(x.get('repaired') for x in r['results']),
+           'the next run repairs each, saying what it did', r.get('results'))
+    now = rows()
+    expect(all(now['/home/alice/' + n]['state'] == 'live' for n in ('cov', 'cpy', 'unm')), 'then live', now)
+    points = [l.split()[4] for l in LAB.mounts_in('a')]
+    expect('/tmp/copy' not in points and points.count('/home/alice/cov') == 1 and '/home/alice/unm' in points,
+           'the copy and the cover gone, the share back', points)
+    again = LAB.share(shares=shares)
+    expect(not again.get('failed') and not again.get('changed'), 'again: nothing to do', again.get('results'))
+    # a mount of container root at dest before the share is never covered
+    r = LAB.share(container=a, dest='/home/alice/cov', state='absent')
+    expect(not r.get('failed'), 'removed', r.get('msg'))
+    rc, out = LAB.attach('a', 'mkdir -p /home/alice/cov && mount -t tmpfs rootown /home/alice/cov')
+    r = LAB.share(**shares[0])
+    expect(rc == 0 and r.get('failed') and 'refusing to cover it' in r.get('msg', ''),
+           'root\'s own mount is not covered', r, out, LAB.mounts_in('a'))
+    LAB.attach('a', 'umount /home/alice/cov && rmdir /home/alice/cov')
+    LAB.share(container=a, dest='/home/alice/cpy', state='absent')
+    LAB.share(container=a, dest='/home/alice/unm', state='absent')
+
+
 def teardown():
     LAB.remove_all_shares()
     LAB.hooks([LAB.name(k) for k in 'abc'], state='absent', install=True, **INST)
 
 
-SCENARIOS = [info_states, list_command, group_defaults, not_root, python_38, returns_documented, batch_diff]
+SCENARIOS = [info_states, list_command, group_defaults, not_root, python_38, returns_documented, batch_diff, drift]
 
 if __name__ == '__main__':
     sys.exit(LAB.run(setup, SCENARIOS, roots, teardown=teardown))

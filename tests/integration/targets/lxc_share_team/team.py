@@ -380,13 +380,19 @@ def disk_uids():
         os.rmdir(far)
 
 
+def new_team(name, disk_gid, group, *members):
+    """The options of a team share of a new source WORK/srv/NAME at /home/NAME; members: (lab key, user)."""
+    src = WORK + '/srv/' + name
+    sh('mkdir -p %s' % src)
+    return dict(src=src, dest='/home/' + name, disk_gid=disk_gid, group=group,
+                members=[{'container': LAB.name(key), 'user': user} for key, user in members])
+
+
 @scenario('4b: without show_authors, container root that adds a member\'s name gains none of their files; with it, '
           'exactly what its documentation says')
 def hostile_root():
-    src = WORK + '/srv/team-h'
-    sh('mkdir -p %s' % src)
-    h = dict(src=src, dest='/home/team-h', disk_gid=5500, group='crew',
-             members=[{'container': LAB.name('a'), 'user': 'alice'}, {'container': LAB.name('b'), 'user': 'bob'}])
+    h = new_team('team-h', 5500, 'crew', ('a', 'alice'), ('b', 'bob'))
+    src = h['src']
     r = LAB.share(**h)
     expect(not r.get('failed') and r.get('changed'), 'team-h', r.get('msg'))
     rc, out = as_user('a', 'alice', 'cd /home/team-h && echo "alice only" > secret && chmod 600 secret && '
@@ -422,11 +428,8 @@ def hostile_root():
 @scenario('4c: a member removed from members but still in the team\'s group fails the run by name; out of the group, '
           'the next run takes their access away')
 def removed_member():
-    src = WORK + '/srv/team-m'
-    sh('mkdir -p %s' % src)
-    m = dict(src=src, dest='/home/team-m', disk_gid=5600, group='crew2',
-             members=[{'container': LAB.name('a'), 'user': 'alice'}, {'container': LAB.name('a'), 'user': 'carol'},
-                      {'container': LAB.name('b'), 'user': 'bob'}])
+    m = new_team('team-m', 5600, 'crew2', ('a', 'alice'), ('a', 'carol'), ('b', 'bob'))
+    src = m['src']
     r = LAB.share(**m)
     expect(not r.get('failed') and r.get('changed'), 'team-m with carol', r.get('msg'))
     rc, out = as_user('a', 'alice', 'echo "by alice" > /home/team-m/alice.txt')

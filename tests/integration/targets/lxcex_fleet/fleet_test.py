@@ -23,11 +23,10 @@ import re
 import signal
 import sys
 import time
-import traceback
 import zipfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'lxcex_harness'))
-from harness import expect, log, report, run_scenario, wanted_scenarios  # noqa: E402  pylint: disable=wrong-import-position
+from harness import expect, log, run_all  # noqa: E402  pylint: disable=wrong-import-position
 from fleet import Fleet  # noqa: E402  pylint: disable=wrong-import-position
 
 FLEET = Fleet('lxcex-fleet', 3)
@@ -313,25 +312,16 @@ SCENARIOS = [
 
 def main():
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
-    results, ok, ran = [], True, 0
-    wanted = wanted_scenarios()
     t0 = time.monotonic()
-    try:
+
+    def begin():
         setup()
         log('fleet: %s' % ', '.join('%s on port %d' % (h.name, h.port) for h in FLEET.hosts))
-        for title, func in SCENARIOS:
-            if not wanted or any(w.strip() in title for w in wanted):
-                run_scenario(results, title, func)
-                ran += 1
+
+    def end():
         bad = seeded_intact()
-        results.append(('every seeded source file intact', not bad, '; '.join(bad)))
-    except Exception:
-        log('setup failed:\n' + traceback.format_exc())
-        ok = False
-    finally:
-        if not FLEET.cleanup():
-            ok = False
-    return report(results, ok, ' (%.0f s)' % (time.monotonic() - t0), scenarios=ran)
+        return [('every seeded source file intact', not bad, '; '.join(bad))]
+    return run_all(begin, SCENARIOS, end, FLEET.cleanup, tail=lambda: ' (%.0f s)' % (time.monotonic() - t0))
 
 
 if __name__ == '__main__':

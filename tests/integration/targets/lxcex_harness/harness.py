@@ -65,15 +65,16 @@ def detach_below_cmd(points):
             "while read -r m; do umount -l \"$(printf '%%b' \"$m\")\" 2>/dev/null || true; done" % pattern)
 
 
-def forget_records(work):
-    """Remove the records under /run/lxcex-share of a test's own mounts (below work), all gone by now."""
+def forget_records(work, itself=False):
+    """Remove the records under /run/lxcex-share of a test's own mounts (below work, or work itself too), all gone
+    by now."""
     for path in glob.glob('/run/lxcex-share/mounts/*.json'):
         try:
             with open(path) as f:
                 group = json.load(f).get('group') or ''
         except (IOError, ValueError, AttributeError):
             continue
-        if group.startswith(work.rstrip('/') + '/'):
+        if group.startswith(work.rstrip('/') + '/') or (itself and group == work.rstrip('/')):
             os.unlink(path)
 
 
@@ -168,6 +169,28 @@ def report(results, ok, tail='', scenarios=None):
                                                 len(failed) + (0 if ok else 1) + (1 if none_ran else 0),
                                                 len(skipped), tail))
     return 0 if ok and not failed and not none_ran else 1
+
+
+def run_all(setup, scenarios, after, cleanup, results=None, tail=None):
+    """Set up, run the scenarios [(title, func)] that LXCEX_SCENARIOS names (default all), add what after() returns
+    ([(title, passed, detail)]), clean up even after a failure; report (the exit status)."""
+    results = [] if results is None else results
+    ok, ran = True, 0
+    wanted = wanted_scenarios()
+    try:
+        setup()
+        for title, func in scenarios:
+            if not wanted or any(w.strip() in title for w in wanted):
+                run_scenario(results, title, func)
+                ran += 1
+        results.extend(after())
+    except Exception:
+        log('setup or teardown failed:\n' + traceback.format_exc())
+        ok = False
+    finally:
+        if not cleanup():
+            ok = False
+    return report(results, ok, tail() if tail else '', scenarios=ran)
 
 
 def pythons(versions):
@@ -462,30 +485,21 @@ class Lab(object):
 
     def run(self, setup, scenarios, roots, teardown=None):
         """Set up, run the scenarios (those LXCEX_SCENARIOS names, default all), compare checksums, clean up."""
-        ok = True
-        wanted = wanted_scenarios()
-        ran = 0
-        try:
+        sums = {}
+
+        def begin():
             setup()
-            sums = self.checksums(roots())
-            for func in scenarios:
-                if not wanted or any(w.strip() in func.title for w in wanted):
-                    self.run_scenario(func)
-                    ran += 1
+            sums.update(self.checksums(roots()))
+
+        def end():
             if teardown:
                 teardown()
             after = self.checksums(roots())
             same = after == sums
-            self.results.append(('source checksums identical at the end', same,
-                                 '' if same else str(set(after.items()) ^ set(sums.items()))))
             log('\n=== source checksums identical at the end: %s (%d files)' % (same, len(sums)))
-        except Exception:
-            log('setup or teardown failed:\n' + traceback.format_exc())
-            ok = False
-        finally:
-            if not self.cleanup():
-                ok = False
-        return report(self.results, ok, scenarios=ran)
+            return [('source checksums identical at the end', same,
+                     '' if same else str(set(after.items()) ^ set(sums.items())))]
+        return run_all(begin, [(func.title, func) for func in scenarios], end, self.cleanup, self.results)
 
     def cleanup(self):
         for proc in self.background:

@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareError
 from ansible_collections.lxcex.share.plugins.module_utils._lxc import Container, parse_config_lines
 from ansible_collections.lxcex.share.plugins.module_utils._passwd import Accounts
-from ansible_collections.lxcex.share.plugins.module_utils._share import thunk_name
+from ansible_collections.lxcex.share.plugins.module_utils._thunkfs import thunk_name
 
 CONFIG = """
 # comment

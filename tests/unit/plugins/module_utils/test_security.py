@@ -12,7 +12,7 @@ from ansible_collections.lxcex.share.plugins.module_utils._errors import ShareEr
 from ansible_collections.lxcex.share.plugins.module_utils._passwd import Accounts, parse_db
 from ansible_collections.lxcex.share.plugins.module_utils._resolve import (
     MAX_CREATE, MAX_SHOWN, ResolveError, open_dir, resolve_src, shown, walk)
-from ansible_collections.lxcex.share.plugins.module_utils._share import MAX_THUNK_NAME, thunk_name
+from ansible_collections.lxcex.share.plugins.module_utils._thunkfs import MAX_THUNK_NAME, thunk_name
 from ansible_collections.lxcex.share.plugins.module_utils._validate import check_id, check_text, check_thunks_size
 
 CT_ROOT = 4000000
