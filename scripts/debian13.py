@@ -418,7 +418,8 @@ def run(coll, timeout=2400, targets=()):
         def target(name):
             def one():
                 rc, out = guest.root('cd /opt/lxcex/ansible_collections/lxcex/share && ANSIBLE_COLLECTIONS_PATH=/opt/lxcex '
-                                     'ANSIBLE_TEST_PYTHON_INTERPRETER=/usr/bin/python3 ANSIBLE_PIPELINING=True LXCEX_LIVE_CHANGES=2 '
+                                     'ANSIBLE_TEST_PYTHON_INTERPRETER=/usr/bin/python3 ANSIBLE_PIPELINING=True '
+                                     'LXCEX_LIVE_CHANGES=2 LXCEX_LIVE_SETUID_CHANGES=1 '
                                      'bash tests/integration/targets/%s/runme.sh 2>&1' % name,
                                      timeout=max(60, deadline - time.monotonic()), check=False)
                 for line in out.splitlines():

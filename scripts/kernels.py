@@ -157,7 +157,7 @@ echo "%(mark)s kernel $(uname -r)"
 cd %(coll)s
 # Emulation makes every process start dear: modules are piped to their Python, not copied and run from files.
 export ANSIBLE_PIPELINING=True ANSIBLE_COLLECTIONS_PATH=%(collections)s ANSIBLE_TEST_PYTHON_INTERPRETER=$(command -v python)
-export LXCEX_LIVE_CHANGES=2
+export LXCEX_LIVE_CHANGES=2 LXCEX_LIVE_SETUID_CHANGES=1
 for t in %(targets)s; do
   echo "%(mark)s start $t"
   start=$(date +%%s)
