@@ -95,7 +95,8 @@ class Engine(Requests, ThunksFs):
         self._fds = []
         self._probed = {}
         self._idmapped = None
-        self._share_points = set()
+        self._share_points = None
+        self._points_of = None
         _raise_fd_limit()
 
     # -- facts, each read once per pass ------------------------------------
@@ -486,10 +487,7 @@ class Engine(Requests, ThunksFs):
         live = [s for s in shares if s.live]
         probed = view.probe([s.dest for s in live]) if live else {}
         idmapped_by_dev = {}
-        # Where the container's shares are meant to be: never taken for a copy container root made.
-        self._share_points = set(s.dest for s in live) | set(
-            e.dest for e in _sharetab.entries(os.path.join(container.directory, SHARETAB)))
-        self._share_points.update(p[0] for p in probed.values() if isinstance(p, tuple))
+        self._share_points, self._points_of = None, (container, live, probed)
         if live:
             for entry in view.mounts.entries:
                 if entry.idmapped:
@@ -550,7 +548,8 @@ class Engine(Requests, ThunksFs):
             others = self._other_shares(share, copies)
             copies = [e for e in copies if e not in others]
         res['before']['live'] = dict((k, cur[k]) for k in _plan.LIVE_KEYS if k in cur)
-        plan = _plan.live_plan(share, cur, record, copies, self._share_points, bool(thunk_changed.get(id(share))),
+        plan = _plan.live_plan(share, cur, record, copies, self._points() if copies and share.state == 'present' else (),
+                               bool(thunk_changed.get(id(share))),
                                self._thunk_mount_id(share), container.name, self.thunks_dir)
         if plan.after is not None:
             res['after']['live'] = plan.after
@@ -562,6 +561,16 @@ class Engine(Requests, ThunksFs):
         if plan.changed:
             res['changed'] = True
         return [] if self.check_mode else plan.ops
+
+    def _points(self):
+        """Where the shares of the container being applied are meant to be (never taken for a copy container root
+        made): its sharetab's dests, read only when a share has a mount of its data elsewhere."""
+        if self._share_points is None:
+            container, live, probed = self._points_of
+            self._share_points = set(s.dest for s in live) | set(
+                e.dest for e in _sharetab.entries(os.path.join(container.directory, SHARETAB)))
+            self._share_points.update(p[0] for p in probed.values() if isinstance(p, tuple))
+        return self._share_points
 
     def _thunk_mount_id(self, share):
         record = self.state.load(share.thunk)
