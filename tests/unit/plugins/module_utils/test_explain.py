@@ -163,7 +163,7 @@ def test_lines_and_acl_parsing():
                   group='users (gid 100)', mode='0644', answers=answers, notes=notes)
     text = _explain.lines(answer)
     assert any(line.split()[:3] == ['write', 'no', 'the'] for line in text)
-    assert all(line == line.rstrip() or line.endswith(' ') is False for line in text)
+    assert all(line == line.rstrip() for line in text)
 
 
 def test_walk_share_refuses_symlinks_and_dotdot(tmp_path):
